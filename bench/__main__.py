@@ -1,0 +1,27 @@
+"""``python -m bench <scenario>`` (also ``carillon bench <scenario>``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bench import control_plane
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="carillon bench", description="Carillon benchmarks")
+    scenarios = parser.add_subparsers(dest="scenario", required=True)
+    cp = scenarios.add_parser(
+        "control-plane", help="CreateAttendee latency and throughput over loopback"
+    )
+    control_plane.add_arguments(cp)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.scenario == "control-plane":
+        control_plane.run(args)
+
+
+if __name__ == "__main__":
+    main()

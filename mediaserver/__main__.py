@@ -1,0 +1,5 @@
+"""``python -m mediaserver`` runs the ``carillon`` command."""
+
+from mediaserver.app import main
+
+main()

@@ -1,0 +1,151 @@
+"""Server configuration: one frozen dataclass, filled from flags and ``CARILLON_*`` variables.
+
+Every option is a command-line flag of ``carillon serve`` and also an environment variable
+named ``CARILLON_<NAME>`` (upper case, dashes as underscores). A flag given on the command
+line wins over the environment, which wins over the default. Parsing happens only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["ServerConfig", "add_arguments", "config_from_args", "format_host"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``carillon serve`` can be told."""
+
+    host: str = "127.0.0.1"
+    """Address the HTTP/WebSocket and UDP listeners bind to."""
+    http_port: int = 8080
+    """TCP port of the control plane API, the signaling WebSocket and the demo page."""
+    udp_port: int = 3478
+    """The single UDP port that carries every attendee's media."""
+    public_host: str = ""
+    """Address put in URLs and ICE candidates; empty means the same as ``host``."""
+    data_dir: Path = Path("carillon-data")
+    """Directory of the SQLite store and the generated credentials."""
+    api_rate: float = 10.0
+    """Control-plane requests per second allowed (Chime's default quota is 10/s)."""
+    api_burst: int = 20
+    """Control-plane burst size (Chime's default is 20)."""
+    max_active_meetings: int = 250
+    """Active-meeting quota; CreateMeeting beyond it answers LimitExceededException."""
+    max_replicas_per_primary: int = 4
+    """Replica meetings one primary meeting may have (Chime: 4, adjustable to 40)."""
+    log_level: str = "info"
+    """Logging level: debug, info, warning or error."""
+    log_json: bool = False
+    """Log JSON lines instead of text."""
+
+    @property
+    def advertised_host(self) -> str:
+        """The host name or address clients are told to reach."""
+        return self.public_host or self.host
+
+
+_HELP = {
+    "host": "address to bind (default %(default)s)",
+    "http_port": "TCP port for the API, signaling and the demo page (default %(default)s)",
+    "udp_port": "UDP port for all media (default %(default)s)",
+    "public_host": "address put in URLs and ICE candidates (default: --host)",
+    "data_dir": "directory for the SQLite store and credentials (default %(default)s)",
+    "api_rate": "API requests per second (default %(default)s)",
+    "api_burst": "API burst size (default %(default)s)",
+    "max_active_meetings": "active-meeting quota (default %(default)s)",
+    "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
+    "log_level": "debug, info, warning or error (default %(default)s)",
+    "log_json": "log JSON lines (default: text)",
+}
+
+
+def _env_name(field_name: str) -> str:
+    return "CARILLON_" + field_name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :class:`ServerConfig` field; defaults come from nowhere yet."""
+    for f in fields(ServerConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag, dest=f.name, action="store_true", default=None, help=_HELP[f.name]
+            )
+            continue
+        kind: type = type(default) if not isinstance(default, Path) else Path
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=None,
+            help=_HELP[f.name].replace("%(default)s", str(default)),
+        )
+
+
+def _parse_env_value(raw: str, default: object, name: str) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError:
+        raise SystemExit(f"invalid value for {name}: {raw!r}") from None
+    return raw
+
+
+def config_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Merge flags, environment and defaults into a :class:`ServerConfig`."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(ServerConfig):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+            continue
+        raw = env.get(_env_name(f.name))
+        if raw is not None:
+            values[f.name] = _parse_env_value(raw, f.default, _env_name(f.name))
+    config = ServerConfig(**values)  # type: ignore[arg-type]
+    _check(config)
+    return config
+
+
+def _check(config: ServerConfig) -> None:
+    for name in ("http_port", "udp_port"):
+        port = getattr(config, name)
+        if not 0 <= port <= 65535:
+            raise SystemExit(f"--{name.replace('_', '-')} must be 0-65535, not {port}")
+    if config.api_rate <= 0 or config.api_burst < 1:
+        raise SystemExit("--api-rate must be > 0 and --api-burst >= 1")
+    if config.max_active_meetings < 1:
+        raise SystemExit("--max-active-meetings must be >= 1")
+    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise SystemExit("--log-level must be debug, info, warning or error")
+
+
+def format_host(host: str) -> str:
+    """Bracket an IPv6 literal for use in a URL authority (RFC 3986 section 3.2.2)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def config_names() -> Sequence[str]:
+    """The environment variable names, for documentation and tests."""
+    return [_env_name(f.name) for f in fields(ServerConfig)]

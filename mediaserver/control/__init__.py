@@ -1,0 +1,1 @@
+"""Control plane: the Chime SDK Meetings REST API (HTTP shell and its pure helpers)."""

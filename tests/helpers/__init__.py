@@ -1,0 +1,1 @@
+"""Shared test helpers: fake clocks, vector loading, polling."""
