@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -25,6 +26,8 @@ from mediaserver.config import ServerConfig, add_arguments, config_from_args
 from mediaserver.control.api import ControlApi
 from mediaserver.control.credentials import load_credentials
 from mediaserver.control.operations import Operations
+from mediaserver.gateway import SignalingGateway
+from mediaserver.media import MediaServer
 from mediaserver.registry import Limits, MeetingRegistry, SqliteStore, derive_account_id
 
 __all__ = ["Server", "main"]
@@ -58,7 +61,9 @@ def configure_logging(config: ServerConfig) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log_level.upper())
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # uvicorn logs every connection at INFO; Carillon logs its own per-connection lines.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class _UvicornServer(uvicorn.Server):
@@ -87,12 +92,15 @@ class Server:
             account_id=derive_account_id(self.credentials.access_key_id),
         )
         self.operations = Operations(self.registry, config)
+        self.media = MediaServer(config, self.clock)
+        self.gateway = SignalingGateway(self.registry, self.clock, self.media)
         self.api = ControlApi(
             self.operations,
             clock=self.clock,
             secrets={self.credentials.access_key_id: self.credentials.secret_access_key},
             rate=config.api_rate,
             burst=config.api_burst,
+            websocket_handler=self.gateway,
         )
         self._stopping = asyncio.Event()
         self._timer_wakeup = asyncio.Event()
@@ -144,10 +152,18 @@ class Server:
             raise SystemExit(
                 f"could not listen on {self.config.host}:{self.config.http_port}"
             ) from None
+        try:
+            await self.media.start()
+        except OSError as exc:
+            raise SystemExit(
+                f"could not listen on udp {self.config.host}:{self.config.udp_port}: {exc}"
+            ) from None
+        self.gateway.start()
         self.announce_credentials()
         # The socket listens from here on; requests wait in its backlog until uvicorn runs.
         http_task = asyncio.create_task(http.serve(sockets=[sock]), name="http")
         timer_task = asyncio.create_task(self._lifecycle_timer(), name="lifecycle")
+        gc.freeze()  # start-up objects need no more collection passes
         self.api.ready = True
         logger.info(
             "carillon serving http://%s:%d (media udp %d)",
@@ -159,11 +175,13 @@ class Server:
         await asyncio.wait({stop_wait, http_task}, return_when=asyncio.FIRST_COMPLETED)
         logger.info("shutting down")
         self.api.ready = False
+        await self.gateway.stop()
         http.should_exit = True
         await http_task
         timer_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await timer_task
+        self.media.stop()
         stop_wait.cancel()
         self.store.close()
         logger.info("stopped")

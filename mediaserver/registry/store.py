@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,11 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # Checkpoints (copying the WAL into the database file, with an fsync) would stall
+        # the request that happens to trigger one; a background thread runs them instead.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(path)
+        self._checkpointer.start()
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)
@@ -153,7 +159,31 @@ class SqliteStore:
             db.execute("DELETE FROM idempotency WHERE expires_at < ?", (now,))
 
     def close(self) -> None:
+        self._checkpointer.stop()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+
+
+class _Checkpointer(threading.Thread):
+    """Runs a passive WAL checkpoint every ``interval`` seconds on its own connection."""
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self._path = path
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            while not self._stopped.wait(self._interval):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
 
 
 class _Transaction:

@@ -1,0 +1,62 @@
+"""The continuous 20 ms Opus stream every attendee receives on mid 0 (sans I/O).
+
+chime-signaling-protocol.md §6.3: the client expects 50 audio packets per second and warns
+about a poor connection below half of that, so the server sends a frame every 20 ms,
+silence included, never DTX gaps. Each attendee's stream has its own random SSRC, and
+sequence numbers and timestamps that only move forward (RFC 3550 §5.1).
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from functools import lru_cache
+
+__all__ = ["FRAME_SAMPLES", "AudioSender", "silence_frame"]
+
+FRAME_SAMPLES = 960
+"""Samples per 20 ms frame at 48 kHz: the RTP timestamp step (RFC 7587 §4.1)."""
+
+_HEADER = struct.Struct("!BBHII")
+
+
+@lru_cache(maxsize=4)
+def silence_frame(channels: int = 1, bitrate: int = 32000) -> bytes:
+    """One 20 ms Opus frame of digital silence, encoded once with libopus."""
+    import opuslib  # imported lazily: it loads libopus through ctypes
+
+    encoder = opuslib.Encoder(48000, channels, opuslib.APPLICATION_VOIP)
+    encoder.bitrate = bitrate
+    pcm = bytes(2 * channels * FRAME_SAMPLES)
+    frame: bytes = encoder.encode(pcm, FRAME_SAMPLES)
+    return frame
+
+
+class AudioSender:
+    """Numbers the RTP packets of one attendee's downlink audio stream.
+
+    Args:
+        payload_type: the Opus payload type negotiated in the SDP answer.
+        ssrc: the stream's SSRC (announced in the answer's ``a=ssrc``).
+    """
+
+    __slots__ = ("packets_sent", "payload_type", "sequence_number", "ssrc", "timestamp")
+
+    def __init__(self, payload_type: int, ssrc: int) -> None:
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        # RFC 3550 §5.1: the initial sequence number and timestamp SHOULD be random.
+        self.sequence_number = secrets.randbelow(0x10000)
+        self.timestamp = secrets.randbelow(0x100000000)
+        self.packets_sent = 0
+
+    def packet(self, payload: bytes) -> bytes:
+        """The next RTP packet carrying ``payload`` (one 20 ms frame)."""
+        marker = 0x80 if self.packets_sent == 0 else 0
+        header = _HEADER.pack(
+            0x80, marker | self.payload_type, self.sequence_number, self.timestamp, self.ssrc
+        )
+        self.sequence_number = (self.sequence_number + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+        self.packets_sent += 1
+        return header + payload

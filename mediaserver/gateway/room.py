@@ -1,0 +1,341 @@
+"""Meeting-level signaling state: roster, mute, data messages, departures (sans I/O).
+
+One :class:`MeetingRoom` per active meeting holds every signaling connection of that
+meeting as a :class:`Member` and talks to clients only through each member's
+:class:`~signaling.session.SignalingSession` send commands. The asyncio gateway flushes the
+sessions after each call. Time is passed in: ``now`` is monotonic seconds, ``wall`` is the
+wall clock (epoch seconds) used for ``ingest_time_ns``.
+
+Rules of this file:
+
+* Every (re)connection gets a fresh, higher ``audio_stream_id`` when its first SUBSCRIBE is
+  accepted; the roster maps each attendee to its newest id (chime-signaling-protocol.md
+  §5.1, §6.3). The full roster goes to a member right after its JOIN; deltas afterwards.
+* A departure is announced once, as ``AUDIO_STREAM_ID_INFO{audio_stream_id}`` with
+  ``dropped`` false for a LEAVE and true for a drop (§6.4). A reconnect before the drop
+  deadline replaces the old connection without a presence flap.
+* A member with neither signaling nor media for :data:`DROP_AFTER` seconds is dropped.
+* Data messages (§5.4): checked by the session; here stamped with the sender's ids and
+  ``ingest_time_ns``, fanned out to the others and never echoed, cached when they have a
+  lifetime (at most :data:`CACHE_SIZE` messages, :data:`CACHE_MAX_LIFETIME` seconds), and
+  throttled by a per-meeting token bucket; throttled messages return to their sender with
+  ``ingest_time_ns = 0``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from mediaserver.control.ratelimit import TokenBucket
+from mediaserver.registry.models import CONTENT_SUFFIX
+from signaling.messages import AudioStatus, AudioStreamIdInfo, CloseCode, DataMessage
+from signaling.session import SignalingSession
+
+__all__ = [
+    "CACHE_MAX_LIFETIME",
+    "CACHE_SIZE",
+    "DATA_MESSAGE_BURST",
+    "DATA_MESSAGE_RATE",
+    "DROP_AFTER",
+    "MeetingRoom",
+    "Member",
+]
+
+logger = logging.getLogger(__name__)
+
+DROP_AFTER = 15.0
+"""Seconds without signaling and without media after which an attendee is dropped."""
+CACHE_SIZE = 1024
+"""Data messages kept for late joiners (meetings-digest.md §3)."""
+CACHE_MAX_LIFETIME = 300.0
+"""Longest a data message is kept, in seconds (5 minutes)."""
+DATA_MESSAGE_RATE = 100.0
+"""Data messages per second per meeting (§5.4)."""
+DATA_MESSAGE_BURST = 200
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One signaling connection of an attendee (or of its ``#content`` share session)."""
+
+    session: SignalingSession
+    attendee_id: str
+    """The id as the client knows it, ``<attendee>#content`` for a content share."""
+    external_user_id: str
+    connected_at: float
+    last_activity: float
+    """Monotonic time of the last signaling frame or media packet."""
+    audio_session_id: int | None = None
+    audio_stream_id: int | None = None
+    muted: bool = False
+    joined: bool = False
+    left: bool = False
+    """True after a LEAVE (a clean departure)."""
+    closed: bool = False
+    """True once the WebSocket is gone."""
+    replaced: bool = False
+    """True when a newer connection of the same attendee took over."""
+    departed: bool = False
+    """True once the departure was announced (or made moot by a replacement)."""
+    app_data: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def base_attendee_id(self) -> str:
+        if self.attendee_id.endswith(CONTENT_SUFFIX):
+            return self.attendee_id[: -len(CONTENT_SUFFIX)]
+        return self.attendee_id
+
+    def touch(self, now: float) -> None:
+        self.last_activity = now
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    expires_at: float
+    message: DataMessage
+
+
+DepartureListener = Callable[["Member", bool], None]
+"""Called with (member, dropped) when a member's departure is announced."""
+
+
+class MeetingRoom:
+    """Signaling state of one meeting."""
+
+    def __init__(self, meeting_id: str) -> None:
+        self.meeting_id = meeting_id
+        self.members: list[Member] = []
+        self._next_audio_stream_id = 1
+        self._cache: deque[_Cached] = deque()
+        self._bucket = TokenBucket(DATA_MESSAGE_RATE, DATA_MESSAGE_BURST)
+        self.on_departure: DepartureListener | None = None
+        self.on_join: Callable[[Member], None] | None = None
+        self.data_messages_throttled = 0
+        self.data_messages_delivered = 0
+
+    # -- queries ------------------------------------------------------------------------
+
+    def live_members(self) -> Iterable[Member]:
+        """Members whose socket is open and that have joined (and not left)."""
+        return (m for m in self.members if m.joined and not m.closed and not m.left)
+
+    def present(self) -> list[Member]:
+        """The newest connection of every present attendee that has an audio stream id."""
+        newest: dict[str, Member] = {}
+        for member in self.members:
+            if member.departed or member.audio_stream_id is None:
+                continue
+            current = newest.get(member.attendee_id)
+            if current is None or member.audio_stream_id > (current.audio_stream_id or 0):
+                newest[member.attendee_id] = member
+        return list(newest.values())
+
+    def _roster_entry(self, member: Member) -> AudioStreamIdInfo:
+        assert member.audio_stream_id is not None
+        return AudioStreamIdInfo(
+            audio_stream_id=member.audio_stream_id,
+            attendee_id=member.attendee_id,
+            external_user_id=member.external_user_id,
+            muted=member.muted,
+        )
+
+    def _broadcast_roster(self, entries: list[AudioStreamIdInfo]) -> None:
+        for member in self.live_members():
+            member.session.send_audio_stream_id_info(entries)
+
+    # -- connection lifecycle -------------------------------------------------------------
+
+    def add(self, member: Member) -> None:
+        """A WebSocket of this meeting was accepted (before its JOIN)."""
+        self.members.append(member)
+
+    def join(self, member: Member, audio_session_id: int | None, now: float, wall: float) -> None:
+        """JOIN: replace an older connection of the same attendee, then send the initial state.
+
+        The new connection gets JOIN_ACK, the full roster, the cached data messages and an
+        INDEX (§8 steps 5; the INDEX must come after JOIN_ACK and completes the join).
+        """
+        member.audio_session_id = audio_session_id
+        for other in self.members:
+            if other is member or other.attendee_id != member.attendee_id or other.replaced:
+                continue
+            if other.departed and other.closed:
+                continue
+            other.replaced = True
+            other.departed = True  # the new connection's stream id supersedes it (§6.3)
+            if not other.closed:
+                if (
+                    audio_session_id is not None
+                    and other.audio_session_id is not None
+                    and other.audio_session_id != audio_session_id
+                ):
+                    # The same attendee joined from another device (§6.2, status 301).
+                    other.session.end_session(
+                        AudioStatus.JOINED_FROM_ANOTHER_DEVICE,
+                        CloseCode.ATTENDEE_UNAVAILABLE,
+                        now,
+                    )
+                else:
+                    other.session.close(CloseCode.NORMAL)
+        member.joined = True
+        member.touch(now)
+        session = member.session
+        session.send_join_ack()
+        roster = [self._roster_entry(m) for m in self.present()]
+        if roster:
+            session.send_audio_stream_id_info(roster)
+        cached = self._unexpired(now)
+        if cached:
+            session.send_data_messages(cached)
+        session.send_index([], num_participants=max(1, len(self.present())))
+        if self.on_join is not None:
+            self.on_join(member)
+
+    def subscribed(self, member: Member, audio_muted: bool | None, now: float) -> None:
+        """A SUBSCRIBE of ``member`` was answered.
+
+        On the first one of a connection, allocate its audio stream id and announce it to
+        everyone, the member included (§3.4 recommendation).
+        """
+        member.touch(now)
+        if audio_muted is not None:
+            member.muted = audio_muted
+        if member.audio_stream_id is not None:
+            return
+        member.audio_stream_id = self._next_audio_stream_id
+        self._next_audio_stream_id += 1
+        self._broadcast_roster([self._roster_entry(member)])
+
+    def mute(self, member: Member, muted: bool, now: float) -> None:
+        """AUDIO_CONTROL: record and broadcast the mute state (§5.3)."""
+        member.touch(now)
+        member.muted = muted
+        if member.audio_stream_id is None:
+            return
+        entry = AudioStreamIdInfo(audio_stream_id=member.audio_stream_id, muted=muted)
+        self._broadcast_roster([entry])
+
+    def leave(self, member: Member, now: float) -> None:
+        """LEAVE: a clean departure (the session already queued LEAVE_ACK)."""
+        member.left = True
+        self._depart(member, dropped=False)
+
+    def closed(self, member: Member, now: float) -> None:
+        """The WebSocket of ``member`` is gone.
+
+        After a LEAVE this only forgets the member; otherwise the attendee is dropped once
+        :data:`DROP_AFTER` seconds have passed since its last activity, unless it reconnects.
+        """
+        member.closed = True
+        if member.departed or member.left:
+            self._forget(member)
+
+    def _depart(self, member: Member, dropped: bool) -> None:
+        if member.departed:
+            return
+        member.departed = True
+        if member.audio_stream_id is not None:
+            entry = AudioStreamIdInfo(
+                audio_stream_id=member.audio_stream_id, dropped=True if dropped else None
+            )
+            self._broadcast_roster([entry])
+        if member.joined and self.on_departure is not None:
+            self.on_departure(member, dropped)
+        if member.closed:
+            self._forget(member)
+        self._send_index_to_all()
+
+    def _forget(self, member: Member) -> None:
+        if member in self.members:
+            self.members.remove(member)
+
+    def _send_index_to_all(self) -> None:
+        count = max(1, len(self.present()))
+        for other in self.live_members():
+            other.session.send_index([], num_participants=count)
+
+    # -- administrative ends --------------------------------------------------------------
+
+    def remove_attendee(self, attendee_id: str, now: float) -> None:
+        """DeleteAttendee: AUDIO_STATUS 411, then close 4403, for the attendee and its share."""
+        for member in list(self.members):
+            if member.base_attendee_id != attendee_id:
+                continue
+            if not member.closed:
+                member.session.end_session(
+                    AudioStatus.ATTENDEE_REMOVED, CloseCode.ATTENDEE_UNAVAILABLE, now
+                )
+            self._depart(member, dropped=False)
+
+    def end(self, now: float) -> None:
+        """The meeting ended: AUDIO_STATUS 410, then close 4410, for everyone."""
+        for member in list(self.members):
+            if not member.closed:
+                member.session.end_session(AudioStatus.MEETING_ENDED, CloseCode.MEETING_ENDED, now)
+            member.departed = True
+
+    # -- data messages ----------------------------------------------------------------------
+
+    def data_messages(
+        self, member: Member, messages: Iterable[DataMessage], now: float, wall: float
+    ) -> None:
+        """Stamp, fan out, cache or throttle the messages ``member`` sent (§5.4)."""
+        member.touch(now)
+        delivered: list[DataMessage] = []
+        throttled: list[DataMessage] = []
+        ingest_ns = int(wall * 1e9) or 1
+        for message in messages:
+            if not self._bucket.try_acquire(now):
+                throttled.append(replace(message, ingest_time_ns=0))
+                continue
+            stamped = replace(
+                message,
+                sender_attendee_id=member.attendee_id,
+                sender_external_user_id=member.external_user_id,
+                ingest_time_ns=ingest_ns,
+            )
+            delivered.append(stamped)
+            lifetime = (message.lifetime_ms or 0) / 1000.0
+            if lifetime > 0:
+                self._cache.append(_Cached(now + min(lifetime, CACHE_MAX_LIFETIME), stamped))
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popleft()
+        if throttled:
+            self.data_messages_throttled += len(throttled)
+            member.session.send_data_messages(throttled)
+        if delivered:
+            self.data_messages_delivered += len(delivered)
+            for other in self.live_members():
+                if other is not member:
+                    other.session.send_data_messages(delivered)
+
+    def _unexpired(self, now: float) -> list[DataMessage]:
+        while self._cache and self._cache[0].expires_at <= now:
+            self._cache.popleft()
+        return [c.message for c in self._cache if c.expires_at > now]
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def handle_timer(self, now: float) -> None:
+        """Drop members silent for :data:`DROP_AFTER` seconds and expire cached messages."""
+        for member in list(self.members):
+            if member.departed or member.left:
+                continue
+            if now - member.last_activity >= DROP_AFTER:
+                if not member.closed:
+                    member.session.close(CloseCode.IDLE_TIMEOUT)
+                logger.info(
+                    "meeting %s attendee %s dropped after %.0f s of silence",
+                    self.meeting_id,
+                    member.attendee_id,
+                    now - member.last_activity,
+                )
+                self._depart(member, dropped=True)
+        self._unexpired(now)
+
+    @property
+    def empty(self) -> bool:
+        return not self.members

@@ -1,0 +1,384 @@
+"""The signaling gateway: WebSocket connections at ``/control/{MeetingId}``.
+
+A thin asyncio shell (style guide §3) around :class:`~signaling.session.SignalingSession`
+(per connection) and :class:`~mediaserver.gateway.room.MeetingRoom` (per meeting). It is an
+ASGI WebSocket handler served by uvicorn, whose WebSocket implementation is the
+``websockets`` library's sans-I/O protocol.
+
+Authentication follows chime-signaling-protocol.md §1.1: the join token is the second
+``Sec-WebSocket-Protocol`` value, the answer selects ``_aws_wt_session``, and a connection
+is rejected by accepting the upgrade and then closing it: 4410 for an unknown or ended
+meeting, 4403 for a bad or deleted token (a failed handshake would make the client retry
+for two minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from mediaserver.clock import Clock
+from mediaserver.errors import (
+    InvalidArgument,
+    InvalidToken,
+    MalformedMessage,
+    MediaServerError,
+    MeetingEnded,
+    UnsupportedError,
+)
+from mediaserver.gateway.room import MeetingRoom, Member
+from mediaserver.registry import (
+    AttendeeDeleted,
+    MeetingEnded as MeetingEndedEvent,
+    MeetingRegistry,
+    RegistryEvent,
+)
+from mediaserver.types import AttendeeId
+from signaling.events import (
+    AudioMuteChanged,
+    ConnectionClosed,
+    DataMessagesReceived,
+    Event,
+    FrameRejected,
+    JoinReceived,
+    LeaveReceived,
+    SubscribeReceived,
+)
+from signaling.messages import CloseCode
+from signaling.session import SignalingSession
+
+__all__ = ["SUBPROTOCOL", "MediaBackend", "SignalingGateway"]
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL = "_aws_wt_session"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class MediaBackend(Protocol):
+    """What the gateway needs from the media plane."""
+
+    def subscribe(self, member: Member, event: SubscribeReceived, now: float) -> str:
+        """Answer a SUBSCRIBE's offer (creating or updating the member's peer).
+
+        Raises:
+            MalformedMessage: the SDP offer cannot be used.
+        """
+        ...
+
+    def last_activity(self, member: Member) -> float | None:
+        """Monotonic time of the last media packet received from ``member``'s peer."""
+        ...
+
+    def set_muted(self, member: Member, muted: bool) -> None: ...
+
+    def close(self, member: Member) -> None:
+        """Tear down the member's peer, if any."""
+        ...
+
+
+class _Connection:
+    """The asyncio side of one signaling WebSocket."""
+
+    def __init__(self, gateway: SignalingGateway, send: Send, log: logging.LoggerAdapter[Any]):
+        self.gateway = gateway
+        self._send = send
+        self.log = log
+        self.outbox: deque[bytes] = deque()
+        self.wakeup = asyncio.Event()
+        self.close_code: int | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.member: Member | None = None
+        self.room: MeetingRoom | None = None
+
+    def flush(self) -> None:
+        """Move the session's frames to the outbox and note a requested close."""
+        member = self.member
+        if member is None:
+            return
+        frames = member.session.frames_to_send()
+        if frames:
+            self.outbox.extend(frames)
+            self.wakeup.set()
+        code = member.session.close_code()
+        if code is not None and self.close_code is None:
+            self.close_code = code
+            self.wakeup.set()
+        self.arm_timer()
+
+    def arm_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.member is None:
+            return
+        deadline = self.member.session.get_timer()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - self.gateway.clock.monotonic())
+        self.timer = loop.call_at(loop.time() + delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.member is None:
+            return
+        self.member.session.handle_timer(self.gateway.clock.monotonic())
+        self.gateway.process(self)
+
+    async def writer(self) -> None:
+        """Send queued frames in order; close the socket when the session asks to."""
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.outbox:
+                await self._send({"type": "websocket.send", "bytes": self.outbox.popleft()})
+            if self.close_code is not None:
+                await self._send({"type": "websocket.close", "code": self.close_code})
+                return
+
+
+class SignalingGateway:
+    """Accepts signaling connections and runs the meetings' rooms."""
+
+    def __init__(
+        self, registry: MeetingRegistry, clock: Clock, media: MediaBackend | None = None
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.media = media
+        self.rooms: dict[str, MeetingRoom] = {}
+        self._connections: dict[Member, _Connection] = {}
+        self.stats = {"connections": 0, "rejected": 0, "malformed_frames": 0}
+        registry.add_listener(self._on_registry_event)
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever(), name="gateway-ticker")
+
+    async def stop(self) -> None:
+        """Close every signaling connection with 4500 so clients reconnect (§6.1), then stop."""
+        for connection in list(self._connections.values()):
+            if connection.member is not None:
+                connection.member.session.close(CloseCode.INTERNAL_ERROR)
+                connection.flush()
+        for _ in range(50):
+            if not self._connections:
+                break
+            await asyncio.sleep(0.01)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.tick(self.clock.monotonic())
+
+    def tick(self, now: float) -> None:
+        """Once a second: fold media activity into liveness and run the rooms' timers."""
+        for room in list(self.rooms.values()):
+            if self.media is not None:
+                for member in room.members:
+                    seen = self.media.last_activity(member)
+                    if seen is not None and seen > member.last_activity:
+                        member.last_activity = seen
+            room.handle_timer(now)
+            self._flush_room(room)
+            if room.empty:
+                self.rooms.pop(room.meeting_id, None)
+
+    # -- registry events --------------------------------------------------------------
+
+    def _on_registry_event(self, event: RegistryEvent) -> None:
+        room = self.rooms.get(event.meeting.meeting_id)
+        if room is None:
+            return
+        now = self.clock.monotonic()
+        if isinstance(event, AttendeeDeleted):
+            room.remove_attendee(event.attendee.attendee_id, now)
+        elif isinstance(event, MeetingEndedEvent):
+            room.end(now)
+        self._flush_room(room)
+
+    def _flush_room(self, room: MeetingRoom) -> None:
+        for member in room.members:
+            connection = self._connections.get(member)
+            if connection is not None:
+                connection.flush()
+
+    # -- the ASGI WebSocket handler -------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        path: str = scope["path"]
+        parts = [p for p in path.split("/") if p]
+        if len(parts) != 2 or parts[0] != "control":
+            self.stats["rejected"] += 1
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        meeting_id = parts[1]
+        offered: list[str] = list(scope.get("subprotocols") or [])
+        selected = SUBPROTOCOL if SUBPROTOCOL in offered else None
+        token = offered[1] if len(offered) >= 2 else ""
+        try:
+            if selected is None or not token:
+                raise InvalidToken("no join token in Sec-WebSocket-Protocol")
+            grant = self.registry.authorize_join(meeting_id, token)
+        except (MeetingEnded, InvalidToken) as exc:
+            self.stats["rejected"] += 1
+            logger.info("signaling rejected for meeting %s: %s", meeting_id, exc)
+            await send({"type": "websocket.accept", "subprotocol": selected})
+            await send({"type": "websocket.close", "code": exc.ws_close_code})
+            return
+        await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL})
+        self.stats["connections"] += 1
+        meeting = grant.meeting
+        log = logging.LoggerAdapter(
+            logger, {"meeting_id": meeting.meeting_id, "attendee_id": grant.attendee_id}
+        )
+        now = self.clock.monotonic()
+        session = SignalingSession(now=now, wall_clock=self.clock.wall, idle_timeout=None)
+        member = Member(
+            session=session,
+            attendee_id=grant.attendee_id,
+            external_user_id=grant.attendee.external_user_id,
+            connected_at=now,
+            last_activity=now,
+        )
+        member.app_data["meeting"] = meeting
+        room = self.rooms.get(meeting.meeting_id)
+        if room is None:
+            room = self.rooms[meeting.meeting_id] = MeetingRoom(meeting.meeting_id)
+        room.add(member)
+        connection = _Connection(self, send, log)
+        connection.member = member
+        connection.room = room
+        self._connections[member] = connection
+        self.registry.attendee_connected(meeting, AttendeeId(grant.attendee.attendee_id))
+        log.info("signaling connected")
+        writer = asyncio.create_task(connection.writer())
+        code: int | None = None
+        try:
+            while True:
+                reader = asyncio.ensure_future(receive())
+                done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+                if reader not in done:
+                    reader.cancel()
+                    break  # the writer closed the socket
+                message = reader.result()
+                kind = message["type"]
+                if kind == "websocket.disconnect":
+                    code = message.get("code")
+                    break
+                if kind != "websocket.receive":
+                    continue
+                data = message.get("bytes")
+                if data is None:
+                    data = message.get("text", "")
+                session.receive_frame(data, self.clock.monotonic())
+                self.process(connection)
+        finally:
+            if not writer.done():
+                writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            if connection.timer is not None:
+                connection.timer.cancel()
+            session.receive_close(code)
+            self.process(connection)
+            del self._connections[member]
+            now = self.clock.monotonic()
+            room.closed(member, now)
+            if self.media is not None:
+                self.media.close(member)
+            self.registry.attendee_disconnected(
+                meeting, AttendeeId(grant.attendee.attendee_id), self.clock.wall()
+            )
+            self._flush_room(room)
+            log.info("signaling closed (code %s)", code)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def process(self, connection: _Connection) -> None:
+        """Handle the session's events, then flush every session of the room."""
+        member = connection.member
+        room = connection.room
+        if member is None or room is None:
+            return
+        for event in member.session.events_received():
+            try:
+                self._handle(connection, member, room, event)
+            except MediaServerError as exc:
+                connection.log.warning("%s failed: %s", type(event).__name__, exc)
+            except Exception:
+                connection.log.exception("%s failed", type(event).__name__)
+                member.session.close(CloseCode.INTERNAL_ERROR)
+        self._flush_room(room)
+        connection.flush()
+
+    def _handle(
+        self, connection: _Connection, member: Member, room: MeetingRoom, event: Event
+    ) -> None:
+        now = self.clock.monotonic()
+        if isinstance(event, JoinReceived):
+            room.join(member, event.audio_session_id, now, self.clock.wall())
+        elif isinstance(event, SubscribeReceived):
+            self._subscribe(connection, member, room, event, now)
+        elif isinstance(event, AudioMuteChanged):
+            room.mute(member, event.muted, now)
+            if self.media is not None:
+                self.media.set_muted(member, event.muted)
+        elif isinstance(event, DataMessagesReceived):
+            member.touch(now)
+            if event.messages:
+                room.data_messages(member, event.messages, now, self.clock.wall())
+        elif isinstance(event, LeaveReceived):
+            room.leave(member, now)
+            if self.media is not None:
+                self.media.close(member)
+        elif isinstance(event, FrameRejected):
+            self.stats["malformed_frames"] += 1
+            connection.log.info("frame rejected: %s", event.reason)
+        elif isinstance(event, ConnectionClosed):
+            pass
+        else:
+            member.touch(now)
+
+    def _subscribe(
+        self,
+        connection: _Connection,
+        member: Member,
+        room: MeetingRoom,
+        event: SubscribeReceived,
+        now: float,
+    ) -> None:
+        member.touch(now)
+        if self.media is None:
+            member.session.send_subscribe_ack(
+                duplex=event.duplex, error_status=503, error_description="no media server"
+            )
+            return
+        try:
+            answer = self.media.subscribe(member, event, now)
+        except (MalformedMessage, UnsupportedError, InvalidArgument) as exc:
+            connection.log.info("SUBSCRIBE refused: %s", exc)
+            member.session.send_subscribe_ack(
+                duplex=event.duplex, error_status=400, error_description=str(exc)[:200]
+            )
+            return
+        member.session.send_subscribe_ack(sdp_answer=answer, duplex=event.duplex)
+        room.subscribed(member, event.audio_muted, now)
