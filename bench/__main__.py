@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import control_plane
+from bench import control_plane, join
 
 __all__ = ["main"]
 
@@ -18,9 +18,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "control-plane", help="CreateAttendee latency and throughput over loopback"
     )
     control_plane.add_arguments(cp)
+    jn = scenarios.add_parser("join", help="join time and the cost of idle attendees")
+    join.add_arguments(jn)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.scenario == "control-plane":
         control_plane.run(args)
+    elif args.scenario == "join":
+        join.run(args)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ class LitePeer(asyncio.DatagramProtocol):
         self._dtls: DtlsSession | None = None
         self._srtp: SrtpContext | None = None
         self._ice_done = asyncio.Event()
+        self.first_audio_received = asyncio.Event()
         self._dtls_done = asyncio.Event()
         self._failure: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,6 +137,7 @@ class LitePeer(asyncio.DatagramProtocol):
             self.audio_bytes += len(data)
             if self.timings.first_audio is None:
                 self.timings.first_audio = now
+                self.first_audio_received.set()
         elif first <= 3:
             try:
                 message = StunMessage.parse(data)

@@ -208,6 +208,8 @@ class MeetingRoom:
         member.audio_stream_id = self._next_audio_stream_id
         self._next_audio_stream_id += 1
         self._broadcast_roster([self._roster_entry(member)])
+        # The participant count changed: everyone gets a complete INDEX (§3.2).
+        self._send_index_to_all()
 
     def mute(self, member: Member, muted: bool, now: float) -> None:
         """AUDIO_CONTROL: record and broadcast the mute state (§5.3)."""

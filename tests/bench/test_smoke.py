@@ -1,0 +1,51 @@
+"""Benchmark smoke runs: each scenario runs briefly end to end (never a timed assertion)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _bench(tmp_path: Path, *args: str) -> dict[str, object]:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--runs", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| measure" in proc.stdout, "the summary table is printed"
+    result: dict[str, object] = json.loads(out.read_text())
+    return result
+
+
+def test_control_plane_bench_smoke(tmp_path: Path) -> None:
+    result = _bench(
+        tmp_path, "control-plane", "--duration", "1", "--latency-requests", "50",
+        "--concurrency", "2",
+    )  # fmt: skip
+    median = result["median"]
+    assert isinstance(median, dict)
+    assert median["errors"] == 0
+    assert median["create_attendee_rps"] > 0
+
+
+def test_join_bench_smoke(tmp_path: Path) -> None:
+    result = _bench(
+        tmp_path, "join", "--sequential", "2", "--burst", "3", "--idle", "4",
+        "--duration", "1", "--join-rate", "4",
+    )  # fmt: skip
+    runs = result["runs"]
+    assert isinstance(runs, list) and len(runs) == 1
+    run: dict[str, dict[str, float]] = runs[0]
+    assert run["one"]["count"] == 2
+    assert run["burst"]["count"] == 3
+    assert run["idle"]["attendees"] == 4
+    assert run["idle"]["audio_packets_per_attendee_per_s"] > 25
