@@ -4,13 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BROWSER_STAMP := $(VENV)/.installed-browser
+WEB_SOURCES := web/build.sh web/package-lock.json web/src/app.js web/index.html web/style.css
 
-.PHONY: run test lint typecheck unit install install-test clean bench-smoke
+.PHONY: run test lint typecheck unit install install-test clean web test-container
 
-run: $(STAMP)
+run: $(STAMP) web/dist/app.js
 	$(BIN)/carillon serve
 
-test: $(TEST_STAMP) lint typecheck unit
+test: $(TEST_STAMP) $(BROWSER_STAMP) lint typecheck unit
 
 install: $(STAMP)
 install-test: $(TEST_STAMP)
@@ -25,6 +27,18 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
 	touch $@
 
+# The demo page: amazon-chime-sdk-js from the npm registry, bundled with esbuild.
+web/dist/app.js: $(WEB_SOURCES)
+	sh scripts/install-node.sh
+	sh web/build.sh
+
+web: web/dist/app.js
+
+# Browser tests: Debian's Chromium (never a downloaded browser) and the built page.
+$(BROWSER_STAMP): scripts/install-browser-deps.sh $(WEB_SOURCES) $(STAMP)
+	sh scripts/install-browser-deps.sh
+	touch $@
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -33,7 +47,7 @@ typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
 unit: $(TEST_STAMP)
-	$(BIN)/pytest -q
+	CARILLON_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis web/dist web/node_modules

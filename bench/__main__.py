@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import control_plane, join
+from bench import control_plane, join, mixer
 
 __all__ = ["main"]
 
@@ -20,11 +20,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     control_plane.add_arguments(cp)
     jn = scenarios.add_parser("join", help="join time and the cost of idle attendees")
     join.add_arguments(jn)
+    mx = scenarios.add_parser("mixer", help="mix-minus CPU per tick beside a naive mixer")
+    mixer.add_arguments(mx)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.scenario == "control-plane":
         control_plane.run(args)
     elif args.scenario == "join":
         join.run(args)
+    elif args.scenario == "mixer":
+        mixer.run(args)
 
 
 if __name__ == "__main__":

@@ -4,4 +4,28 @@ Named ``mediacodecs`` rather than ``codecs`` because the standard library's ``co
 module is imported at interpreter start-up and shadows any top-level package of that name.
 """
 
-__all__: list[str] = []
+from mediacodecs.opus import (
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    OpusDecoder,
+    OpusEncoder,
+    OpusToc,
+    estimate_level,
+    packet_frame_count,
+    packet_has_lbrr,
+    packet_samples,
+    parse_toc,
+)
+
+__all__ = [
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusToc",
+    "estimate_level",
+    "packet_frame_count",
+    "packet_has_lbrr",
+    "packet_samples",
+    "parse_toc",
+]

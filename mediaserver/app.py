@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 from collections.abc import Generator, Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,13 +27,19 @@ from mediaserver.config import ServerConfig, add_arguments, config_from_args
 from mediaserver.control.api import ControlApi
 from mediaserver.control.credentials import load_credentials
 from mediaserver.control.operations import Operations
+from mediaserver.demo import demo_routes
+from mediaserver.events import EventBus
 from mediaserver.gateway import SignalingGateway
 from mediaserver.media import MediaServer
+from mediaserver.metrics import Metrics
 from mediaserver.registry import Limits, MeetingRegistry, SqliteStore, derive_account_id
 
 __all__ = ["Server", "main"]
 
 logger = logging.getLogger("mediaserver")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+"""The demo page (built into web/dist by web/build.sh)."""
 
 
 class _JsonFormatter(logging.Formatter):
@@ -93,7 +100,21 @@ class Server:
         )
         self.operations = Operations(self.registry, config)
         self.media = MediaServer(config, self.clock)
-        self.gateway = SignalingGateway(self.registry, self.clock, self.media)
+        # Meeting events (mediaserver.events): registry listener and gateway observer.
+        self.events = EventBus.from_config(config, self.clock)
+        self.registry.add_listener(self.events.on_registry_event)
+        self.gateway = SignalingGateway(
+            self.registry,
+            self.clock,
+            self.media,
+            observer=self.events,
+            drop_after=config.drop_after,
+        )
+        self.media.on_audio_levels = self.gateway.audio_levels
+        self.metrics = Metrics(
+            registry=self.registry, gateway=self.gateway, media=self.media, events=self.events
+        )
+        self.media.on_tick_duration = self.metrics.mixer_tick_seconds.observe
         self.api = ControlApi(
             self.operations,
             clock=self.clock,
@@ -101,6 +122,10 @@ class Server:
             rate=config.api_rate,
             burst=config.api_burst,
             websocket_handler=self.gateway,
+            extra_routes={
+                ("GET", "/metrics"): self.metrics.handle,
+                **demo_routes(self.registry, self.operations, self.clock, WEB_DIR),
+            },
         )
         self._stopping = asyncio.Event()
         self._timer_wakeup = asyncio.Event()
@@ -133,7 +158,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         uv_config = uvicorn.Config(
-            self.api,
+            self.metrics.middleware(self.api),
             host=self.config.host,
             port=self.config.http_port,
             http="httptools",
@@ -182,6 +207,7 @@ class Server:
         with contextlib.suppress(asyncio.CancelledError):
             await timer_task
         self.media.stop()
+        await self.events.stop(timeout=5.0)
         stop_wait.cancel()
         self.store.close()
         logger.info("stopped")

@@ -43,6 +43,32 @@ class ServerConfig:
     log_json: bool = False
     """Log JSON lines instead of text."""
 
+    # Meeting events (mediaserver.events) and their delivery.
+    webhook_urls: tuple[str, ...] = ()
+    """URLs every meeting event is POSTed to (``--webhook-url``, repeatable or comma-separated)."""
+    webhook_secret: str = ""
+    """HMAC-SHA256 key of the ``X-Carillon-Signature`` header; empty sends unsigned events."""
+    webhook_timeout: float = 10.0
+    """Seconds one webhook attempt may take."""
+    events_max_attempts: int = 8
+    """Delivery attempts per event and target before it is given up."""
+    events_retry_base: float = 0.5
+    """First retry delay in seconds; it doubles per failed attempt, up to 60 s."""
+    events_queue_size: int = 10000
+    """Events queued per target at most; beyond it the oldest is dropped and counted."""
+    events_log_max_bytes: int = 10 * 1024 * 1024
+    """Size at which ``<data-dir>/events.jsonl`` is rotated; 0 disables the events log."""
+    events_log_keep: int = 5
+    """Rotated events logs kept (``events.jsonl.1`` ... ``.N``)."""
+    events_aws: bool = False
+    """Publish to the SQS queue / SNS topic named in a meeting's NotificationsConfiguration."""
+    events_aws_endpoint_url: str = ""
+    """SQS/SNS endpoint for that (implies ``--events-aws``); empty means AWS itself."""
+    events_aws_region: str = ""
+    """Region for SQS/SNS calls; empty means the region in the queue or topic ARN."""
+    drop_after: float = 15.0
+    """Seconds without signaling or media after which an attendee is dropped (hidden; tests)."""
+
     @property
     def advertised_host(self) -> str:
         """The host name or address clients are told to reach."""
@@ -61,7 +87,23 @@ _HELP = {
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
+    "webhook_urls": "POST meeting events to this URL (repeatable, or comma-separated)",
+    "webhook_secret": "HMAC key for X-Carillon-Signature (prefer CARILLON_WEBHOOK_SECRET)",
+    "webhook_timeout": "seconds per webhook attempt (default %(default)s)",
+    "events_max_attempts": "delivery attempts per event and target (default %(default)s)",
+    "events_retry_base": "first retry delay in seconds, doubling (default %(default)s)",
+    "events_queue_size": "events queued per target before dropping the oldest "
+    "(default %(default)s)",
+    "events_log_max_bytes": "rotate events.jsonl at this size; 0 disables it (default %(default)s)",
+    "events_log_keep": "rotated events logs kept (default %(default)s)",
+    "events_aws": "publish events to the meetings' SQS queues / SNS topics (boto3 credentials)",
+    "events_aws_endpoint_url": "SQS/SNS endpoint URL (implies --events-aws)",
+    "events_aws_region": "region for SQS/SNS (default: the ARN's)",
+    "drop_after": argparse.SUPPRESS,
 }
+
+_FLAG_NAMES = {"webhook_urls": "--webhook-url"}
+"""Flags not spelled after their field."""
 
 
 def _env_name(field_name: str) -> str:
@@ -71,8 +113,13 @@ def _env_name(field_name: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per :class:`ServerConfig` field; defaults come from nowhere yet."""
     for f in fields(ServerConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flag = _FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
         default = f.default
+        if isinstance(default, tuple):
+            parser.add_argument(
+                flag, dest=f.name, action="append", default=None, help=_HELP[f.name]
+            )
+            continue
         if isinstance(default, bool):
             parser.add_argument(
                 flag, dest=f.name, action="store_true", default=None, help=_HELP[f.name]
@@ -102,6 +149,8 @@ def _parse_env_value(raw: str, default: object, name: str) -> object:
             return float(raw)
         if isinstance(default, Path):
             return Path(raw)
+        if isinstance(default, tuple):
+            return _split_list([raw])
     except ValueError:
         raise SystemExit(f"invalid value for {name}: {raw!r}") from None
     return raw
@@ -116,7 +165,7 @@ def config_from_args(
     for f in fields(ServerConfig):
         given = getattr(args, f.name, None)
         if given is not None:
-            values[f.name] = given
+            values[f.name] = _split_list(given) if isinstance(f.default, tuple) else given
             continue
         raw = env.get(_env_name(f.name))
         if raw is not None:
@@ -124,6 +173,11 @@ def config_from_args(
     config = ServerConfig(**values)  # type: ignore[arg-type]
     _check(config)
     return config
+
+
+def _split_list(values: Sequence[str]) -> tuple[str, ...]:
+    """Repeated and comma-separated values as one tuple, blanks removed."""
+    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
 def _check(config: ServerConfig) -> None:
@@ -137,6 +191,15 @@ def _check(config: ServerConfig) -> None:
         raise SystemExit("--max-active-meetings must be >= 1")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SystemExit("--log-level must be debug, info, warning or error")
+    for url in config.webhook_urls:
+        if not url.startswith(("http://", "https://")):
+            raise SystemExit(f"--webhook-url must be an http:// or https:// URL, not {url!r}")
+    if config.webhook_timeout <= 0 or config.events_retry_base <= 0 or config.drop_after <= 0:
+        raise SystemExit("--webhook-timeout, --events-retry-base and drop-after must be > 0")
+    if config.events_max_attempts < 1 or config.events_queue_size < 1:
+        raise SystemExit("--events-max-attempts and --events-queue-size must be >= 1")
+    if config.events_log_max_bytes < 0 or config.events_log_keep < 1:
+        raise SystemExit("--events-log-max-bytes must be >= 0 and --events-log-keep >= 1")
 
 
 def format_host(host: str) -> str:

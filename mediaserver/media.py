@@ -1,10 +1,15 @@
-"""The media engine: peers on the shared UDP port and the 20 ms audio clock.
+"""The media engine: peers on the shared UDP port, the mixers and the 20 ms audio clock.
 
 It implements the gateway's :class:`~mediaserver.gateway.server.MediaBackend`: a
 SUBSCRIBE's offer creates (or, on renegotiation, keeps) the member's
-:class:`~mediaserver.transport.peer.PeerTransport` and yields the SDP answer. Every 20 ms
-the audio clock sends each connected peer one Opus frame on mid 0 (silence until the mixer
-takes over; chime-signaling-protocol.md §6.3), and runs the transport's timers.
+:class:`~mediaserver.transport.peer.PeerTransport` and yields the SDP answer.
+
+Audio: one :class:`~mediaserver.audio.mixer.MixMinusMixer` per meeting. Each uplink Opus
+packet goes, after SRTP, straight into its source's jitter buffer (a few header peeks, no
+decode). Every 20 ms the audio clock ticks every mixer and sends each connected attendee
+one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks; silence
+included, never a gap (chime-signaling-protocol.md §6.3). About five times a second the
+mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
 """
 
 from __future__ import annotations
@@ -12,13 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from mediaserver.audio.egress import AudioSender, silence_frame
+from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
 from mediaserver.config import ServerConfig
-from mediaserver.errors import InvalidArgument, MalformedMessage, UnsupportedError
+from mediaserver.errors import (
+    InvalidArgument,
+    MalformedMessage,
+    MalformedPacket,
+    UnsupportedError,
+)
 from mediaserver.gateway.room import Member
+from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
@@ -35,22 +49,52 @@ from mediaserver.transport.sdp import (
 from mediaserver.transport.udp import UdpMediaTransport
 from signaling.events import SubscribeReceived
 
-__all__ = ["TICK", "MediaServer"]
+__all__ = ["LEVEL_EVERY_TICKS", "TICK", "LevelsListener", "MediaServer"]
 
 logger = logging.getLogger(__name__)
 
 TICK = 0.020
 """The audio clock: one Opus frame per attendee every 20 ms."""
+LEVEL_EVERY_TICKS = 10
+"""AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
+
+LevelsListener = Callable[[str, MixMinusMixer, float], None]
+"""Called with (meeting id, its mixer, now) when audio levels are due."""
 
 
 class _Downlink:
     """Per-member media state kept beside its peer."""
 
-    __slots__ = ("answers", "audio", "muted", "peer", "session_id", "video_ssrcs")
+    __slots__ = (
+        "answers",
+        "audio",
+        "audio_level_id",
+        "audio_payload_type",
+        "member",
+        "mixer",
+        "muted",
+        "peer",
+        "session_id",
+        "source_id",
+        "video_ssrcs",
+    )
 
-    def __init__(self, peer: PeerTransport, audio: AudioSender) -> None:
+    def __init__(
+        self,
+        member: Member,
+        peer: PeerTransport,
+        audio: AudioSender,
+        mixer: MixMinusMixer,
+        source_id: str,
+    ) -> None:
+        self.member = member
         self.peer = peer
         self.audio = audio
+        self.mixer = mixer
+        self.source_id = source_id
+        """The attendee id as the mixer knows it (``<id>#content`` for a content share)."""
+        self.audio_payload_type = 111
+        self.audio_level_id: int | None = None
         self.muted = False
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
@@ -69,11 +113,20 @@ class MediaServer:
         self.transport = UdpMediaTransport(clock, self.agent)
         self.transport.on_rtp = self._on_rtp
         self._downlinks: dict[Member, _Downlink] = {}
+        self._mixers: dict[str, MixMinusMixer] = {}
+        """One mixer per meeting id."""
+        self._sources: dict[tuple[str, str], _Downlink] = {}
+        """(meeting id, source id) → the downlink currently feeding and hearing that source."""
+        self.on_audio_levels: LevelsListener | None = None
+        self.on_tick_duration: Callable[[float], None] | None = None
+        """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
+        self.max_speakers = 3
         self._silence = silence_frame()
         self._ticker: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self.ticks = 0
         self.late_ticks = 0
+        self.malformed_rtp = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -97,22 +150,33 @@ class MediaServer:
     # -- the audio clock --------------------------------------------------------------------
 
     def _tick(self) -> None:
+        started = time.perf_counter()
         loop = asyncio.get_running_loop()
         now = self.clock.monotonic()
         self.ticks += 1
         self.transport.handle_timers(now)
-        payload = self._silence
         sendto = self.transport.sendto
-        for downlink in self._downlinks.values():
-            peer = downlink.peer
-            srtp = peer.srtp
-            address = peer.address
-            if srtp is None or address is None:
-                continue
-            packet = srtp.protect_rtp(downlink.audio.packet(payload))
-            peer.stats.rtp_out += 1
-            peer.stats.bytes_out += len(packet)
-            sendto(packet, address)
+        sources = self._sources
+        report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
+        for meeting_id, mixer in list(self._mixers.items()):
+            out = mixer.tick(now)
+            for source_id in mixer.receivers:
+                downlink = sources.get((meeting_id, source_id))
+                if downlink is None:
+                    continue
+                peer = downlink.peer
+                srtp = peer.srtp
+                address = peer.address
+                if srtp is None or address is None:
+                    continue
+                packet = srtp.protect_rtp(downlink.audio.packet(out.frame_for(source_id)))
+                peer.stats.rtp_out += 1
+                peer.stats.bytes_out += len(packet)
+                sendto(packet, address)
+            if report_levels and self.on_audio_levels is not None:
+                self.on_audio_levels(meeting_id, mixer, now)
+        if self.on_tick_duration is not None:
+            self.on_tick_duration(time.perf_counter() - started)
         # Schedule on an absolute grid so the stream keeps 50 packets/s without drift;
         # after a stall, skip missed ticks rather than bursting.
         self._next_tick += TICK
@@ -125,7 +189,26 @@ class MediaServer:
     # -- packets ----------------------------------------------------------------------------
 
     def _on_rtp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
-        """Uplink RTP after SRTP: counted on the peer (the mixer will consume it)."""
+        """Uplink RTP after SRTP: Opus goes to the meeting's mixer, on bytes only."""
+        downlink = peer.owner
+        if not isinstance(downlink, _Downlink) or len(packet) < 12:
+            return
+        payload_type, _, seq, timestamp, ssrc = peek_header(packet)
+        if payload_type != downlink.audio_payload_type:
+            return  # video: the SFU's, once it exists
+        try:
+            offset = peek_payload_offset(packet)
+            level: int | None = None
+            if downlink.audio_level_id is not None:
+                element = peek_extension(packet, downlink.audio_level_id)
+                if element:
+                    level = element[0] & 0x7F  # RFC 6464 §3: level in -dBov
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return
+        downlink.mixer.receive(
+            downlink.source_id, seq, timestamp, packet[offset:], level, now, ssrc
+        )
 
     # -- MediaBackend -------------------------------------------------------------------------
 
@@ -171,6 +254,8 @@ class MediaServer:
         )
         if plan.audio_payload_type is not None:
             downlink.audio.payload_type = plan.audio_payload_type
+            downlink.audio_payload_type = plan.audio_payload_type
+        downlink.audio_level_id = plan.audio_level_id
         return render_answer(plan)
 
     def _new_downlink(
@@ -181,11 +266,8 @@ class MediaServer:
         fingerprints: list[Fingerprint],
         now: float,
     ) -> _Downlink:
-        old = self._downlinks.pop(member, None)
-        if old is not None:
-            self.transport.remove_peer(old.peer)
-        meeting = member.app_data.get("meeting")
-        meeting_id = getattr(meeting, "meeting_id", "?")
+        self.close(member)
+        meeting_id = _meeting_id(member)
         try:
             peer = PeerTransport(
                 key=f"meeting {meeting_id} attendee {member.attendee_id}",
@@ -198,9 +280,23 @@ class MediaServer:
         except InvalidArgument as exc:
             raise UnsupportedError(str(exc)) from None
         self.transport.add_peer(peer, now)
-        downlink = _Downlink(peer, AudioSender(111, secrets.randbits(32) or 1))
+        mixer = self._mixers.get(meeting_id)
+        if mixer is None:
+            mixer = self._mixers[meeting_id] = MixMinusMixer(max_speakers=self.max_speakers)
+        source_id = member.attendee_id
+        previous = self._sources.pop((meeting_id, source_id), None)
+        if previous is not None:
+            # A newer connection of the same attendee takes the source over.
+            mixer.remove_source(source_id)
+        can_send, can_receive = _audio_capabilities(member)
+        mixer.add_source(source_id, can_send=can_send, can_receive=can_receive, muted=member.muted)
+        downlink = _Downlink(
+            member, peer, AudioSender(111, secrets.randbits(32) or 1), mixer, source_id
+        )
         downlink.muted = member.muted
+        peer.owner = downlink
         self._downlinks[member] = downlink
+        self._sources[(meeting_id, source_id)] = downlink
         member.app_data["peer"] = peer
         return downlink
 
@@ -212,17 +308,46 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is not None:
             downlink.muted = muted
+            downlink.mixer.set_muted(downlink.source_id, muted)
+
+    def update_capabilities(self, meeting_id: str, attendee_id: str, audio: str) -> None:
+        """UpdateAttendeeCapabilities took effect: mix or stop mixing the attendee."""
+        downlink = self._sources.get((meeting_id, attendee_id))
+        if downlink is not None:
+            can_send = audio in ("SendReceive", "Send")
+            can_receive = audio in ("SendReceive", "Receive")
+            downlink.mixer.set_capabilities(downlink.source_id, can_send, can_receive)
 
     def close(self, member: Member) -> None:
         downlink = self._downlinks.pop(member, None)
-        if downlink is not None:
-            self.transport.remove_peer(downlink.peer)
+        if downlink is None:
+            return
+        self.transport.remove_peer(downlink.peer)
+        meeting_id = _meeting_id(member)
+        key = (meeting_id, downlink.source_id)
+        if self._sources.get(key) is downlink:
+            del self._sources[key]
+            downlink.mixer.remove_source(downlink.source_id)
+            if not downlink.mixer.receivers and not any(k[0] == meeting_id for k in self._sources):
+                self._mixers.pop(meeting_id, None)
 
     def peer_stats(self) -> list[dict[str, Any]]:
         return [
             {"peer": d.peer.key, "rtp_in": d.peer.stats.rtp_in, "rtp_out": d.peer.stats.rtp_out}
             for d in self._downlinks.values()
         ]
+
+
+def _meeting_id(member: Member) -> str:
+    meeting = member.app_data.get("meeting")
+    return str(getattr(meeting, "meeting_id", "?"))
+
+
+def _audio_capabilities(member: Member) -> tuple[bool, bool]:
+    """(can send, can receive) audio, from the attendee's capabilities (meetings-digest §5)."""
+    attendee = member.app_data.get("attendee")
+    audio = getattr(getattr(attendee, "capabilities", None), "audio", "SendReceive")
+    return audio in ("SendReceive", "Send"), audio in ("SendReceive", "Receive")
 
 
 def _remote_ice(offer: SessionOffer) -> tuple[str, str, list[Fingerprint]]:

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field, replace
 
 from mediaserver.control.ratelimit import TokenBucket
 from mediaserver.registry.models import CONTENT_SUFFIX
-from signaling.messages import AudioStatus, AudioStreamIdInfo, CloseCode, DataMessage
+from signaling.messages import (
+    AudioAttendeeState,
+    AudioStatus,
+    AudioStreamIdInfo,
+    CloseCode,
+    DataMessage,
+)
 from signaling.session import SignalingSession
 
 __all__ = [
@@ -105,8 +111,10 @@ DepartureListener = Callable[["Member", bool], None]
 class MeetingRoom:
     """Signaling state of one meeting."""
 
-    def __init__(self, meeting_id: str) -> None:
+    def __init__(self, meeting_id: str, drop_after: float = DROP_AFTER) -> None:
         self.meeting_id = meeting_id
+        self.drop_after = drop_after
+        """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""
         self.members: list[Member] = []
         self._next_audio_stream_id = 1
         self._cache: deque[_Cached] = deque()
@@ -259,6 +267,48 @@ class MeetingRoom:
         for other in self.live_members():
             other.session.send_index([], num_participants=count)
 
+    # -- audio metadata -------------------------------------------------------------------
+
+    def send_audio_metadata(
+        self, levels: Iterable[tuple[str, int, int]], own_strength: Callable[[str], int | None]
+    ) -> None:
+        """AUDIO_METADATA to every member (chime-signaling-protocol.md §5.2).
+
+        Args:
+            levels: (attendee id, volume, signal strength) of every audible source; the
+                client sets everyone not listed to volume 0.
+            own_strength: the uplink signal strength of a member, for its own entry when
+                it is not among the audible sources (it drives the client's health view).
+        """
+        by_attendee = {m.attendee_id: m for m in self.present()}
+        states: list[AudioAttendeeState] = []
+        listed: set[str] = set()
+        for attendee_id, volume, strength in levels:
+            member = by_attendee.get(attendee_id)
+            if member is None or member.audio_stream_id is None:
+                continue
+            listed.add(attendee_id)
+            states.append(
+                AudioAttendeeState(
+                    audio_stream_id=member.audio_stream_id,
+                    volume=volume,
+                    signal_strength=strength,
+                )
+            )
+        for member in self.live_members():
+            if member.audio_stream_id is None:
+                continue
+            frame = states
+            if member.attendee_id not in listed:
+                own_level = own_strength(member.attendee_id)
+                if own_level is not None:
+                    own = AudioAttendeeState(
+                        audio_stream_id=member.audio_stream_id, signal_strength=own_level
+                    )
+                    frame = [*states, own]
+            if frame:
+                member.session.send_audio_metadata(frame)
+
     # -- administrative ends --------------------------------------------------------------
 
     def remove_attendee(self, attendee_id: str, now: float) -> None:
@@ -326,7 +376,7 @@ class MeetingRoom:
         for member in list(self.members):
             if member.departed or member.left:
                 continue
-            if now - member.last_activity >= DROP_AFTER:
+            if now - member.last_activity >= self.drop_after:
                 if not member.closed:
                     member.session.close(CloseCode.IDLE_TIMEOUT)
                 logger.info(
@@ -334,6 +384,7 @@ class MeetingRoom:
                     self.meeting_id,
                     member.attendee_id,
                     now - member.last_activity,
+                    extra={"meeting_id": self.meeting_id, "attendee_id": member.attendee_id},
                 )
                 self._depart(member, dropped=True)
         self._unexpired(now)

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 
 from mediaserver.clock import Clock
@@ -28,10 +28,12 @@ from mediaserver.errors import (
     MalformedMessage,
     MediaServerError,
     MeetingEnded,
+    NotFound,
     UnsupportedError,
 )
-from mediaserver.gateway.room import MeetingRoom, Member
+from mediaserver.gateway.room import DROP_AFTER, MeetingRoom, Member
 from mediaserver.registry import (
+    AttendeeCapabilitiesUpdated,
     AttendeeDeleted,
     MeetingEnded as MeetingEndedEvent,
     MeetingRegistry,
@@ -51,7 +53,7 @@ from signaling.events import (
 from signaling.messages import CloseCode
 from signaling.session import SignalingSession
 
-__all__ = ["SUBPROTOCOL", "MediaBackend", "SignalingGateway"]
+__all__ = ["SUBPROTOCOL", "GatewayObserver", "MediaBackend", "SignalingGateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +82,51 @@ class MediaBackend(Protocol):
 
     def set_muted(self, member: Member, muted: bool) -> None: ...
 
+    def update_capabilities(self, meeting_id: str, attendee_id: str, audio: str) -> None:
+        """The attendee's audio capability changed (UpdateAttendeeCapabilities)."""
+        ...
+
     def close(self, member: Member) -> None:
         """Tear down the member's peer, if any."""
         ...
+
+
+class GatewayObserver(Protocol):
+    """Told about attendees' signaling lifecycle (meeting events, metrics).
+
+    Implementations must not raise: they run inside signaling handling.
+    """
+
+    def member_joined(self, member: Member) -> None:
+        """``member`` completed its JOIN (``MeetingRoom.on_join``)."""
+        ...
+
+    def member_departed(self, member: Member, dropped: bool) -> None:
+        """``member`` left or was dropped (``MeetingRoom.on_departure``)."""
+        ...
+
+    def member_subscribed(self, member: Member, event: SubscribeReceived) -> None:
+        """A SUBSCRIBE of ``member`` was answered successfully."""
+        ...
+
+
+class _Level(Protocol):
+    @property
+    def source_id(self) -> str: ...
+
+    @property
+    def volume(self) -> int: ...
+
+    @property
+    def signal_strength(self) -> int: ...
+
+
+class AudioLevels(Protocol):
+    """What :meth:`SignalingGateway.audio_levels` reads from a meeting's mixer."""
+
+    def audio_levels(self, now: float) -> Sequence[_Level]: ...
+
+    def signal_strength(self, source_id: str, now: float) -> int: ...
 
 
 class _Connection:
@@ -150,11 +194,19 @@ class SignalingGateway:
     """Accepts signaling connections and runs the meetings' rooms."""
 
     def __init__(
-        self, registry: MeetingRegistry, clock: Clock, media: MediaBackend | None = None
+        self,
+        registry: MeetingRegistry,
+        clock: Clock,
+        media: MediaBackend | None = None,
+        *,
+        observer: GatewayObserver | None = None,
+        drop_after: float = DROP_AFTER,
     ) -> None:
         self.registry = registry
         self.clock = clock
         self.media = media
+        self.observer = observer
+        self.drop_after = drop_after
         self.rooms: dict[str, MeetingRoom] = {}
         self._connections: dict[Member, _Connection] = {}
         self.stats = {"connections": 0, "rejected": 0, "malformed_frames": 0}
@@ -199,6 +251,24 @@ class SignalingGateway:
             if room.empty:
                 self.rooms.pop(room.meeting_id, None)
 
+    # -- audio levels -------------------------------------------------------------------
+
+    def audio_levels(self, meeting_id: str, mixer: AudioLevels, now: float) -> None:
+        """The media engine's levels are due: AUDIO_METADATA to the meeting's members."""
+        room = self.rooms.get(meeting_id)
+        if room is None:
+            return
+        levels = [(lv.source_id, lv.volume, lv.signal_strength) for lv in mixer.audio_levels(now)]
+
+        def own_strength(attendee_id: str) -> int | None:
+            try:
+                return mixer.signal_strength(attendee_id, now)
+            except NotFound:
+                return None
+
+        room.send_audio_metadata(levels, own_strength)
+        self._flush_room(room)
+
     # -- registry events --------------------------------------------------------------
 
     def _on_registry_event(self, event: RegistryEvent) -> None:
@@ -208,6 +278,11 @@ class SignalingGateway:
         now = self.clock.monotonic()
         if isinstance(event, AttendeeDeleted):
             room.remove_attendee(event.attendee.attendee_id, now)
+        elif isinstance(event, AttendeeCapabilitiesUpdated):
+            if self.media is not None:
+                self.media.update_capabilities(
+                    room.meeting_id, event.attendee.attendee_id, event.attendee.capabilities.audio
+                )
         elif isinstance(event, MeetingEndedEvent):
             room.end(now)
         self._flush_room(room)
@@ -240,7 +315,12 @@ class SignalingGateway:
             grant = self.registry.authorize_join(meeting_id, token)
         except (MeetingEnded, InvalidToken) as exc:
             self.stats["rejected"] += 1
-            logger.info("signaling rejected for meeting %s: %s", meeting_id, exc)
+            logger.info(
+                "signaling rejected for meeting %s: %s",
+                meeting_id,
+                exc,
+                extra={"meeting_id": meeting_id},
+            )
             await send({"type": "websocket.accept", "subprotocol": selected})
             await send({"type": "websocket.close", "code": exc.ws_close_code})
             return
@@ -260,9 +340,15 @@ class SignalingGateway:
             last_activity=now,
         )
         member.app_data["meeting"] = meeting
+        member.app_data["attendee"] = grant.attendee
         room = self.rooms.get(meeting.meeting_id)
         if room is None:
-            room = self.rooms[meeting.meeting_id] = MeetingRoom(meeting.meeting_id)
+            room = self.rooms[meeting.meeting_id] = MeetingRoom(
+                meeting.meeting_id, drop_after=self.drop_after
+            )
+            if self.observer is not None:
+                room.on_join = self.observer.member_joined
+                room.on_departure = self.observer.member_departed
         room.add(member)
         connection = _Connection(self, send, log)
         connection.member = member
@@ -382,3 +468,5 @@ class SignalingGateway:
             return
         member.session.send_subscribe_ack(sdp_answer=answer, duplex=event.duplex)
         room.subscribed(member, event.audio_muted, now)
+        if self.observer is not None:
+            self.observer.member_subscribed(member, event)

@@ -93,6 +93,8 @@ class PeerTransport:
         self.connected_at: float | None = None
         self.closed = False
         self.stats = PeerStats()
+        self.owner: object = None
+        """Whatever the media engine hangs on the peer (its downlink state)."""
 
     @property
     def connected(self) -> bool:

@@ -55,9 +55,10 @@ class Room:
         meeting_id: str = self.meeting["Meeting"]["MeetingId"]
         return meeting_id
 
-    async def bot(self, user: str, *, join: bool = True) -> Bot:
+    async def bot(self, user: str, *, join: bool = True, audio: float | None = None) -> Bot:
         attendee = await asyncio.to_thread(create_attendee, self.chime, self.meeting, user)
-        bot = Bot(self.meeting, attendee, audio=bot_frequency(len(self.bots)), name=user)
+        tone = audio if audio is not None else bot_frequency(len(self.bots))
+        bot = Bot(self.meeting, attendee, audio=tone, name=user)
         self.bots.append(bot)
         if join:
             try:
