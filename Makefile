@@ -49,5 +49,9 @@ typecheck: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	CARILLON_REQUIRE_BROWSER=1 $(BIN)/pytest -q
 
+# The container image, built with podman and driven through its ports (scripts/test-container.sh).
+test-container: $(TEST_STAMP)
+	bash scripts/test-container.sh
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis web/dist web/node_modules

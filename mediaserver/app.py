@@ -188,6 +188,12 @@ class Server:
         # The socket listens from here on; requests wait in its backlog until uvicorn runs.
         http_task = asyncio.create_task(http.serve(sockets=[sock]), name="http")
         timer_task = asyncio.create_task(self._lifecycle_timer(), name="lifecycle")
+        if self.config.advertised_host in ("0.0.0.0", "::", ""):
+            logger.warning(
+                "--public-host is not set and --host is a wildcard address: clients will be "
+                "told to reach %s; set --public-host (CARILLON_PUBLIC_HOST)",
+                self.config.advertised_host,
+            )
         gc.freeze()  # start-up objects need no more collection passes
         self.api.ready = True
         logger.info(
