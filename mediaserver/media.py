@@ -19,6 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mediaserver.audio.egress import AudioSender, silence_frame
@@ -33,6 +34,7 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import Member
 from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
+from mediaserver.rtp.rtcp import RtcpFir, RtcpPli, parse_compound
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
@@ -47,9 +49,11 @@ from mediaserver.transport.sdp import (
     video_slots,
 )
 from mediaserver.transport.udp import UdpMediaTransport
+from mediaserver.video import VideoRouter
 from signaling.events import SubscribeReceived
+from signaling.messages import TrackMapping
 
-__all__ = ["LEVEL_EVERY_TICKS", "TICK", "LevelsListener", "MediaServer"]
+__all__ = ["LEVEL_EVERY_TICKS", "TICK", "LevelsListener", "MediaServer", "SubscribeResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,14 @@ LevelsListener = Callable[[str, MixMinusMixer, float], None]
 """Called with (meeting id, its mixer, now) when audio levels are due."""
 
 
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    """The SDP answer of a SUBSCRIBE and the SUBSCRIBE_ACK ``tracks`` (§3.3)."""
+
+    answer: str
+    tracks: tuple[TrackMapping, ...]
+
+
 class _Downlink:
     """Per-member media state kept beside its peer."""
 
@@ -70,10 +82,13 @@ class _Downlink:
         "audio",
         "audio_level_id",
         "audio_payload_type",
+        "camera_payload_types",
+        "camera_ssrc",
         "member",
         "mixer",
         "muted",
         "peer",
+        "published_stream",
         "session_id",
         "source_id",
         "video_ssrcs",
@@ -96,6 +111,12 @@ class _Downlink:
         self.audio_payload_type = 111
         self.audio_level_id: int | None = None
         self.muted = False
+        self.camera_payload_types: frozenset[int] = frozenset()
+        """Payload types of the codecs accepted on the camera m-line (uplink video)."""
+        self.camera_ssrc: int | None = None
+        """The SSRC the publisher's camera packets arrive with (learned from them)."""
+        self.published_stream = 0
+        """The stream id allocated to this peer's camera; 0 when it publishes nothing."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
         self.session_id = secrets.randbits(62)
@@ -112,6 +133,9 @@ class MediaServer:
         self.agent = IceLiteAgent(software="carillon")
         self.transport = UdpMediaTransport(clock, self.agent)
         self.transport.on_rtp = self._on_rtp
+        self.transport.on_rtcp = self._on_rtcp
+        self.video = VideoRouter(self._request_keyframe)
+        self.video_forwarded = 0
         self._downlinks: dict[Member, _Downlink] = {}
         self._mixers: dict[str, MixMinusMixer] = {}
         """One mixer per meeting id."""
@@ -195,7 +219,9 @@ class MediaServer:
             return
         payload_type, _, seq, timestamp, ssrc = peek_header(packet)
         if payload_type != downlink.audio_payload_type:
-            return  # video: the SFU's, once it exists
+            if payload_type in downlink.camera_payload_types:
+                self._forward_video(downlink, packet, ssrc)
+            return
         try:
             offset = peek_payload_offset(packet)
             level: int | None = None
@@ -210,9 +236,60 @@ class MediaServer:
             downlink.source_id, seq, timestamp, packet[offset:], level, now, ssrc
         )
 
+    def _forward_video(self, publisher: _Downlink, packet: bytes, ssrc: int) -> None:
+        """Fan a camera packet out to the m-lines subscribed to it (style guide §8)."""
+        publisher.camera_ssrc = ssrc
+        stream_id = publisher.published_stream
+        if not stream_id:
+            return
+        sendto = self.transport.sendto
+        for out in self.video.outs(stream_id):
+            subscriber = out.subscriber
+            assert isinstance(subscriber, _Downlink)
+            peer = subscriber.peer
+            srtp = peer.srtp
+            address = peer.address
+            if srtp is None or address is None:
+                continue
+            data = srtp.protect_rtp(out.rewrite(packet))
+            peer.stats.rtp_out += 1
+            peer.stats.bytes_out += len(data)
+            sendto(data, address)
+            self.video_forwarded += 1
+
+    def _on_rtcp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
+        """Subscriber feedback: PLI and FIR for a forwarded stream go to its publisher."""
+        downlink = peer.owner
+        if not isinstance(downlink, _Downlink):
+            return
+        try:
+            packets = parse_compound(packet)
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return
+        for rtcp in packets:
+            ssrcs: tuple[int, ...] = ()
+            if isinstance(rtcp, RtcpPli):
+                ssrcs = (rtcp.media_ssrc,)
+            elif isinstance(rtcp, RtcpFir):
+                ssrcs = tuple(ssrc for ssrc, _ in rtcp.entries)
+            for ssrc in ssrcs:
+                out = self.video.out_for_ssrc(downlink, ssrc)
+                if out is not None and out.stream_id:
+                    self.video.keyframe(out.stream_id, now)
+
+    def _request_keyframe(self, publisher: object, now: float) -> None:
+        assert isinstance(publisher, _Downlink)
+        peer = publisher.peer
+        srtp = peer.srtp
+        if srtp is None or peer.address is None or publisher.camera_ssrc is None:
+            return
+        pli = RtcpPli(sender_ssrc=publisher.audio.ssrc, media_ssrc=publisher.camera_ssrc)
+        self.transport.sendto(srtp.protect_rtcp(pli.serialize()), peer.address)
+
     # -- MediaBackend -------------------------------------------------------------------------
 
-    def subscribe(self, member: Member, event: SubscribeReceived, now: float) -> str:
+    def subscribe(self, member: Member, event: SubscribeReceived, now: float) -> SubscribeResult:
         """Answer a SUBSCRIBE's offer (chime-signaling-protocol.md §3.3).
 
         A first offer, or one with new ICE credentials (an ICE restart or a reconnect),
@@ -230,12 +307,16 @@ class MediaServer:
         if downlink is None or downlink.peer.remote_ufrag != ufrag:
             downlink = self._new_downlink(member, ufrag, pwd, fingerprints, now)
         video_send = {}
+        wanted: dict[str, int] = {}
         for slot in video_slots(offer):
             if slot.is_downlink:
                 ssrc = downlink.video_ssrcs.get(slot.mid)
                 if ssrc is None:
                     ssrc = downlink.video_ssrcs[slot.mid] = secrets.randbits(32) or 1
                 video_send[slot.mid] = VideoSendAssignment(ssrc=ssrc, codec=VideoCodec.VP8)
+                # receive_stream_ids[k] belongs to the k-th video m-line (§3.3).
+                ids = event.receive_stream_ids
+                wanted[slot.mid] = ids[slot.index] if slot.index < len(ids) else 0
         downlink.answers += 1
         plan = plan_answer(
             offer,
@@ -256,7 +337,42 @@ class MediaServer:
             downlink.audio.payload_type = plan.audio_payload_type
             downlink.audio_payload_type = plan.audio_payload_type
         downlink.audio_level_id = plan.audio_level_id
-        return render_answer(plan)
+        camera = plan.camera
+        downlink.camera_payload_types = (
+            frozenset(c.payload_type for c in camera.codecs if not c.is_rtx)
+            if camera is not None and camera.direction != "inactive"
+            else frozenset()
+        )
+        lines: dict[str, tuple[int, int, int]] = {}
+        tracks: list[TrackMapping] = []
+        for mid, stream_id in wanted.items():
+            section = plan.section(mid)
+            ssrc = downlink.video_ssrcs[mid]
+            if section.payload_type is None:
+                continue
+            lines[mid] = (ssrc, section.payload_type, stream_id)
+            if stream_id:
+                tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
+        self.video.subscribe(downlink, lines, now)
+        return SubscribeResult(render_answer(plan), tuple(tracks))
+
+    def publish(self, member: Member, stream_ids: list[int], now: float) -> None:
+        """The member's camera (or content share) got these stream ids (first: forwarded)."""
+        downlink = self._downlinks.get(member)
+        if downlink is None:
+            return
+        downlink.published_stream = stream_ids[0] if stream_ids else 0
+        self.video.publish(downlink, stream_ids[:1], now)
+
+    def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
+        downlink = self._downlinks.get(member)
+        if downlink is not None:
+            self.video.select(downlink, mid, stream_id, now)
+
+    def pause(self, member: Member, stream_ids: set[int], paused: bool, now: float) -> None:
+        downlink = self._downlinks.get(member)
+        if downlink is not None:
+            self.video.pause(downlink, stream_ids, paused, now)
 
     def _new_downlink(
         self,
@@ -323,6 +439,8 @@ class MediaServer:
         if downlink is None:
             return
         self.transport.remove_peer(downlink.peer)
+        self.video.unpublish(downlink)
+        self.video.unsubscribe(downlink)
         meeting_id = _meeting_id(member)
         key = (meeting_id, downlink.source_id)
         if self._sources.get(key) is downlink:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from mediaserver.control.ratelimit import TokenBucket
@@ -37,6 +37,9 @@ from signaling.messages import (
     AudioStreamIdInfo,
     CloseCode,
     DataMessage,
+    MediaType,
+    StreamAllocation,
+    StreamDescriptor,
 )
 from signaling.session import SignalingSession
 
@@ -48,6 +51,7 @@ __all__ = [
     "DROP_AFTER",
     "MeetingRoom",
     "Member",
+    "VideoSource",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +102,16 @@ class Member:
         self.last_activity = now
 
 
+@dataclass(slots=True)
+class VideoSource:
+    """One published video stream (a camera or content share, one simulcast layer)."""
+
+    stream_id: int
+    group_id: int
+    member: Member
+    descriptor: StreamDescriptor
+
+
 @dataclass(frozen=True, slots=True)
 class _Cached:
     expires_at: float
@@ -111,9 +125,16 @@ DepartureListener = Callable[["Member", bool], None]
 class MeetingRoom:
     """Signaling state of one meeting."""
 
-    def __init__(self, meeting_id: str, drop_after: float = DROP_AFTER) -> None:
+    def __init__(
+        self, meeting_id: str, drop_after: float = DROP_AFTER, max_video_groups: int = 25
+    ) -> None:
         self.meeting_id = meeting_id
         self.drop_after = drop_after
+        self.max_video_groups = max_video_groups
+        """Published video sources per meeting (Chime: 25 by default, up to 250)."""
+        self.video_sources: dict[int, VideoSource] = {}
+        self._next_video_stream_id = 1
+        self._next_group_id = 1
         """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""
         self.members: list[Member] = []
         self._next_audio_stream_id = 1
@@ -198,7 +219,7 @@ class MeetingRoom:
         cached = self._unexpired(now)
         if cached:
             session.send_data_messages(cached)
-        session.send_index([], num_participants=max(1, len(self.present())))
+        self._send_index(member)
         if self.on_join is not None:
             self.on_join(member)
 
@@ -256,6 +277,7 @@ class MeetingRoom:
             self.on_departure(member, dropped)
         if member.closed:
             self._forget(member)
+        self._remove_sources(member)
         self._send_index_to_all()
 
     def _forget(self, member: Member) -> None:
@@ -263,9 +285,96 @@ class MeetingRoom:
             self.members.remove(member)
 
     def _send_index_to_all(self) -> None:
-        count = max(1, len(self.present()))
         for other in self.live_members():
-            other.session.send_index([], num_participants=count)
+            self._send_index(other)
+
+    def _send_index(self, member: Member) -> None:
+        """A complete INDEX for ``member`` (§3.2): every video source but its own."""
+        sources = [
+            src.descriptor
+            for src in self.video_sources.values()
+            if src.member.attendee_id != member.attendee_id
+        ]
+        member.session.send_index(
+            sources,
+            num_participants=max(1, len(self.present())),
+            at_capacity=True if self.at_capacity else None,
+        )
+
+    # -- video sources (§4.1, §4.2) --------------------------------------------------------
+
+    @property
+    def at_capacity(self) -> bool:
+        groups = {src.group_id for src in self.video_sources.values()}
+        return len(groups) >= self.max_video_groups
+
+    def publish(
+        self, member: Member, descriptors: Sequence[StreamDescriptor]
+    ) -> list[StreamAllocation] | None:
+        """A SUBSCRIBE's video send streams: allocate ids, or keep them when unchanged.
+
+        Returns:
+            One allocation per descriptor, in order; an empty list when the member stops
+            sending video; None when the meeting's video source limit is reached (the
+            client is then told to switch to view-only, §6.2 status 206).
+        """
+        current = [src for src in self.video_sources.values() if src.member is member]
+        if not descriptors:
+            if current:
+                self._remove_sources(member)
+                self._send_index_to_all()
+            return []
+        if len(current) == len(descriptors):
+            changed = False
+            allocations = []
+            for src, given in zip(current, descriptors, strict=True):
+                descriptor = self._source_descriptor(member, given, src.stream_id, src.group_id)
+                changed = changed or descriptor != src.descriptor
+                src.descriptor = descriptor
+                allocations.append(StreamAllocation(given.track_label, src.stream_id, src.group_id))
+            if changed:
+                self._send_index_to_all()
+            return allocations
+        if not current and self.at_capacity:
+            return None
+        self._remove_sources(member)
+        group_id = self._next_group_id
+        self._next_group_id += 1
+        allocations = []
+        for given in descriptors:
+            stream_id = self._next_video_stream_id
+            self._next_video_stream_id += 1
+            descriptor = self._source_descriptor(member, given, stream_id, group_id)
+            self.video_sources[stream_id] = VideoSource(stream_id, group_id, member, descriptor)
+            allocations.append(StreamAllocation(given.track_label, stream_id, group_id))
+        self._send_index_to_all()
+        return allocations
+
+    @staticmethod
+    def _source_descriptor(
+        member: Member, given: StreamDescriptor, stream_id: int, group_id: int
+    ) -> StreamDescriptor:
+        return StreamDescriptor(
+            stream_id=stream_id,
+            group_id=group_id,
+            attendee_id=member.attendee_id,
+            external_user_id=member.external_user_id,
+            media_type=MediaType.VIDEO,
+            track_label=given.track_label,
+            max_bitrate_kbps=given.max_bitrate_kbps,
+            avg_bitrate_bps=given.avg_bitrate_bps,
+            framerate=given.framerate,
+            width=given.width,
+            height=given.height,
+        )
+
+    def sources_of(self, member: Member) -> list[int]:
+        """The stream ids ``member`` publishes, in allocation order."""
+        return [s.stream_id for s in self.video_sources.values() if s.member is member]
+
+    def _remove_sources(self, member: Member) -> None:
+        for stream_id in [s for s, src in self.video_sources.items() if src.member is member]:
+            del self.video_sources[stream_id]
 
     # -- audio metadata -------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import DROP_AFTER, MeetingRoom, Member
 from mediaserver.registry import (
+    CONTENT_SUFFIX,
     AttendeeCapabilitiesUpdated,
     AttendeeDeleted,
     MeetingEnded as MeetingEndedEvent,
@@ -48,9 +49,18 @@ from signaling.events import (
     FrameRejected,
     JoinReceived,
     LeaveReceived,
+    PauseReceived,
+    RemoteVideoUpdateReceived,
+    ResumeReceived,
     SubscribeReceived,
 )
-from signaling.messages import CloseCode
+from signaling.messages import (
+    CloseCode,
+    MediaType,
+    StreamDescriptor,
+    StreamServiceType,
+    TrackMapping,
+)
 from signaling.session import SignalingSession
 
 __all__ = ["SUBPROTOCOL", "GatewayObserver", "MediaBackend", "SignalingGateway"]
@@ -65,10 +75,41 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+MAX_CONTENT_SHARES = 2
+"""Concurrent content shares per meeting (meetings-digest.md §3)."""
+
+
+def _video_send_streams(event: SubscribeReceived) -> list[StreamDescriptor]:
+    """The video descriptors of a SUBSCRIBE that sends video (duplex TX or DUPLEX, §3.3)."""
+    if event.duplex not in (StreamServiceType.TX, StreamServiceType.DUPLEX):
+        return []
+    return [d for d in event.send_streams if d.media_type == MediaType.VIDEO]
+
+
+class SubscribeAnswer(Protocol):
+    @property
+    def answer(self) -> str: ...
+
+    @property
+    def tracks(self) -> Sequence[TrackMapping]: ...
+
+
 class MediaBackend(Protocol):
     """What the gateway needs from the media plane."""
 
-    def subscribe(self, member: Member, event: SubscribeReceived, now: float) -> str:
+    def publish(self, member: Member, stream_ids: list[int], now: float) -> None:
+        """The member's video sources now have these stream ids (none: it stopped)."""
+        ...
+
+    def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
+        """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on the member's m-line ``mid``."""
+        ...
+
+    def pause(self, member: Member, stream_ids: set[int], paused: bool, now: float) -> None:
+        """PAUSE/RESUME of remote streams by the member."""
+        ...
+
+    def subscribe(self, member: Member, event: SubscribeReceived, now: float) -> SubscribeAnswer:
         """Answer a SUBSCRIBE's offer (creating or updating the member's peer).
 
         Raises:
@@ -436,6 +477,18 @@ class SignalingGateway:
             room.leave(member, now)
             if self.media is not None:
                 self.media.close(member)
+        elif isinstance(event, RemoteVideoUpdateReceived):
+            member.touch(now)
+            if self.media is not None:
+                for config in event.added_or_updated:
+                    self.media.select(member, config.mid, config.stream_id or 0, now)
+                for mid in event.removed_mids:
+                    self.media.select(member, mid, 0, now)
+        elif isinstance(event, (PauseReceived, ResumeReceived)):
+            member.touch(now)
+            if self.media is not None:
+                paused = isinstance(event, PauseReceived)
+                self.media.pause(member, set(event.stream_ids), paused, now)
         elif isinstance(event, FrameRejected):
             self.stats["malformed_frames"] += 1
             connection.log.info("frame rejected: %s", event.reason)
@@ -443,6 +496,34 @@ class SignalingGateway:
             pass
         else:
             member.touch(now)
+
+    def _video_refusal(
+        self, member: Member, room: MeetingRoom, descriptors: Sequence[StreamDescriptor]
+    ) -> str | None:
+        """Why ``member`` may not publish video, or None (meetings-digest §5, §4.7)."""
+        if not descriptors:
+            return None
+        meeting = member.app_data.get("meeting")
+        attendee = member.app_data.get("attendee")
+        content = member.attendee_id.endswith(CONTENT_SUFFIX)
+        capabilities = getattr(attendee, "capabilities", None)
+        allowed = getattr(capabilities, "content" if content else "video", "SendReceive")
+        if allowed not in ("SendReceive", "Send"):
+            return "the attendee's capabilities do not allow sending this video"
+        resolution = getattr(
+            meeting, "content_max_resolution" if content else "video_max_resolution", "HD"
+        )
+        if resolution == "None":
+            return "the meeting's features do not allow this video"
+        if content and not room.sources_of(member):
+            shares = {
+                s.member.attendee_id
+                for s in room.video_sources.values()
+                if s.member.attendee_id.endswith(CONTENT_SUFFIX)
+            }
+            if len(shares) >= MAX_CONTENT_SHARES:
+                return "the meeting already has 2 content shares"
+        return None
 
     def _subscribe(
         self,
@@ -459,14 +540,35 @@ class SignalingGateway:
             )
             return
         try:
-            answer = self.media.subscribe(member, event, now)
+            result = self.media.subscribe(member, event, now)
         except (MalformedMessage, UnsupportedError, InvalidArgument) as exc:
             connection.log.info("SUBSCRIBE refused: %s", exc)
             member.session.send_subscribe_ack(
                 duplex=event.duplex, error_status=400, error_description=str(exc)[:200]
             )
             return
-        member.session.send_subscribe_ack(sdp_answer=answer, duplex=event.duplex)
+        descriptors = _video_send_streams(event)
+        refusal = self._video_refusal(member, room, descriptors)
+        allocations = None if refusal else room.publish(member, descriptors)
+        if allocations is None:
+            # No (more) video from this client: "switch to view only" (§6.2, status 206).
+            room.publish(member, [])
+            self.media.publish(member, [], now)
+            member.session.send_subscribe_ack(
+                sdp_answer=result.answer,
+                duplex=event.duplex,
+                tracks=result.tracks,
+                error_status=206,
+                error_description=refusal or "the meeting's video source limit is reached",
+            )
+        else:
+            self.media.publish(member, room.sources_of(member), now)
+            member.session.send_subscribe_ack(
+                sdp_answer=result.answer,
+                duplex=event.duplex,
+                tracks=result.tracks,
+                allocations=allocations,
+            )
         room.subscribed(member, event.audio_muted, now)
         if self.observer is not None:
             self.observer.member_subscribed(member, event)

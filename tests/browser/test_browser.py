@@ -224,10 +224,6 @@ def run_case(server: Server, tone_dir: Path, name: str) -> CaseResult:
     )
 
 
-def _xfail(feature: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"needs {feature}, not built yet")
-
-
 CASES = [
     pytest.param("join", id="a-join"),
     pytest.param("roster", id="b-roster"),
@@ -235,8 +231,8 @@ CASES = [
     pytest.param("mixminus", id="c-mixminus"),
     pytest.param("volume", id="d-volume"),
     pytest.param("chat", id="e-chat"),
-    pytest.param("video", id="f-video", marks=_xfail("the video SFU")),
-    pytest.param("content", id="g-content", marks=_xfail("the video SFU (content share)")),
+    pytest.param("video", id="f-video"),
+    pytest.param("content", id="g-content"),
     pytest.param("delete_attendee", id="h-delete-attendee"),
     pytest.param("delete_meeting", id="h-delete-meeting"),
     pytest.param("reconnect", id="i-reconnect"),

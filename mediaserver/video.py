@@ -1,0 +1,178 @@
+"""Video forwarding tables of the media engine (the first, single-layer SFU path).
+
+Each published camera or content share arrives on its publisher's peer; each subscriber
+receives a stream on one of its ``recvonly`` m-lines, with the SSRC fixed for that m-line
+(chime-signaling-protocol.md §3.3) and its own sequence numbers and timestamps. Per packet
+the router only rewrites a copy of the RTP header (SSRC, payload type, sequence number,
+timestamp), drops the publisher's header extensions (their ids belong to the publisher's
+negotiation; a stale MID would misroute the packet at the subscriber, RFC 8843 §15) and
+hands the bytes to the subscriber's SRTP context. A new subscription asks the publisher for
+a keyframe with an RTCP PLI (RFC 4585 §6.3.1), at most every :data:`PLI_INTERVAL` seconds.
+
+Simulcast layer selection, temporal-layer dropping, NACK/RTX and bandwidth estimation come
+with the ``mediaserver.sfu`` cores; this module is where they plug in.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
+
+PLI_INTERVAL = 0.5
+"""Seconds between two keyframe requests to the same publisher stream."""
+_FRAME_TICKS = 3000
+"""One frame at 30 frames/s on the 90 kHz video clock: the timestamp gap at a switch."""
+
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+
+def strip_extensions(packet: bytes) -> bytes:
+    """The RTP packet without its header extension (RFC 3550 §5.3.1), X bit cleared."""
+    first = packet[0]
+    if not first & 0x10:
+        return packet
+    start = 12 + 4 * (first & 0x0F)
+    length = 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
+    return bytes([first & 0xEF]) + packet[1:start] + packet[start + length :]
+
+
+@dataclass(slots=True, eq=False)
+class OutStream:
+    """One subscriber m-line: what it forwards and how its numbering continues."""
+
+    subscriber: object
+    """The subscriber's downlink (opaque here)."""
+    mid: str
+    ssrc: int
+    payload_type: int
+    stream_id: int = 0
+    """The stream forwarded on this m-line; 0 for none."""
+    paused: bool = False
+    seq_offset: int = 0
+    ts_offset: int = 0
+    last_seq: int = field(default_factory=lambda: secrets.randbelow(0x10000))
+    last_ts: int = field(default_factory=lambda: secrets.randbelow(0x100000000))
+    source_ssrc: int | None = None
+    """The publisher SSRC the offsets were computed for."""
+    packets: int = 0
+
+    def rewrite(self, packet: bytes) -> bytes:
+        """A copy of ``packet`` renumbered for this m-line (no header extension)."""
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
+        if ssrc != self.source_ssrc:
+            # First packet of a source on this m-line: continue the numbering seamlessly.
+            self.source_ssrc = ssrc
+            self.seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
+            self.ts_offset = (self.last_ts + _FRAME_TICKS - ts) & 0xFFFFFFFF
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        self.last_seq = out_seq
+        self.last_ts = out_ts
+        self.packets += 1
+        head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
+        body = strip_extensions(packet) if packet[0] & 0x10 else packet
+        return head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+
+
+class VideoRouter:
+    """Stream id → publisher, and stream id → the subscriber m-lines forwarding it."""
+
+    def __init__(self, request_keyframe: Callable[[object, float], None]) -> None:
+        self._request_keyframe = request_keyframe
+        self.publishers: dict[int, object] = {}
+        """stream id → publisher downlink."""
+        self._outs: dict[int, tuple[OutStream, ...]] = {}
+        """stream id → the m-lines forwarding it (an immutable tuple: style guide §8)."""
+        self._by_subscriber: dict[object, dict[str, OutStream]] = {}
+        self._last_pli: dict[int, float] = {}
+
+    def publish(self, publisher: object, stream_ids: list[int], now: float) -> None:
+        for stream_id in [s for s, p in self.publishers.items() if p is publisher]:
+            if stream_id not in stream_ids:
+                del self.publishers[stream_id]
+        for stream_id in stream_ids:
+            self.publishers[stream_id] = publisher
+            if self._outs.get(stream_id):
+                self.keyframe(stream_id, now)
+
+    def unpublish(self, publisher: object) -> None:
+        self.publish(publisher, [], 0.0)
+
+    def subscribe(
+        self,
+        subscriber: object,
+        lines: dict[str, tuple[int, int, int]],
+        now: float,
+    ) -> None:
+        """Set a subscriber's m-lines: mid → (ssrc, payload type, stream id)."""
+        current = self._by_subscriber.get(subscriber, {})
+        updated: dict[str, OutStream] = {}
+        for mid, (ssrc, payload_type, stream_id) in lines.items():
+            out = current.get(mid)
+            if out is None or out.ssrc != ssrc:
+                out = OutStream(subscriber, mid, ssrc, payload_type)
+            out.payload_type = payload_type
+            if out.stream_id != stream_id:
+                out.stream_id = stream_id
+                out.source_ssrc = None
+                if stream_id:
+                    self.keyframe(stream_id, now, force=True)
+            updated[mid] = out
+        self._by_subscriber[subscriber] = updated
+        self._rebuild()
+
+    def select(self, subscriber: object, mid: str, stream_id: int, now: float) -> None:
+        """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on ``mid`` without renegotiation (§4.5)."""
+        out = self._by_subscriber.get(subscriber, {}).get(mid)
+        if out is None or out.stream_id == stream_id:
+            return
+        out.stream_id = stream_id
+        out.source_ssrc = None
+        if stream_id:
+            self.keyframe(stream_id, now, force=True)
+        self._rebuild()
+
+    def pause(self, subscriber: object, stream_ids: set[int], paused: bool, now: float) -> None:
+        """PAUSE/RESUME from a subscriber (§4.6): stop or resume those streams, PLI on resume."""
+        for out in self._by_subscriber.get(subscriber, {}).values():
+            if out.stream_id in stream_ids and out.paused != paused:
+                out.paused = paused
+                if not paused:
+                    self.keyframe(out.stream_id, now, force=True)
+        self._rebuild()
+
+    def unsubscribe(self, subscriber: object) -> None:
+        if self._by_subscriber.pop(subscriber, None) is not None:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        outs: dict[int, list[OutStream]] = {}
+        for lines in self._by_subscriber.values():
+            for out in lines.values():
+                if out.stream_id and not out.paused:
+                    outs.setdefault(out.stream_id, []).append(out)
+        self._outs = {stream_id: tuple(lst) for stream_id, lst in outs.items()}
+
+    def outs(self, stream_id: int) -> tuple[OutStream, ...]:
+        return self._outs.get(stream_id, ())
+
+    def out_for_ssrc(self, subscriber: object, ssrc: int) -> OutStream | None:
+        for out in self._by_subscriber.get(subscriber, {}).values():
+            if out.ssrc == ssrc:
+                return out
+        return None
+
+    def keyframe(self, stream_id: int, now: float, *, force: bool = False) -> None:
+        """Ask the publisher of ``stream_id`` for a keyframe, throttled per stream."""
+        publisher = self.publishers.get(stream_id)
+        if publisher is None:
+            return
+        last = self._last_pli.get(stream_id)
+        if not force and last is not None and now - last < PLI_INTERVAL:
+            return
+        self._last_pli[stream_id] = now
+        self._request_keyframe(publisher, now)
