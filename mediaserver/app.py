@@ -25,6 +25,7 @@ import uvloop
 from mediaserver.clock import Clock, SystemClock
 from mediaserver.config import ServerConfig, add_arguments, config_from_args
 from mediaserver.control.api import ControlApi
+from mediaserver.control.client_events import ClientEventsSink
 from mediaserver.control.credentials import load_credentials
 from mediaserver.control.operations import Operations
 from mediaserver.demo import demo_routes
@@ -115,6 +116,7 @@ class Server:
             registry=self.registry, gateway=self.gateway, media=self.media, events=self.events
         )
         self.media.on_tick_duration = self.metrics.mixer_tick_seconds.observe
+        self.client_events = ClientEventsSink()
         self.api = ControlApi(
             self.operations,
             clock=self.clock,
@@ -124,6 +126,7 @@ class Server:
             websocket_handler=self.gateway,
             extra_routes={
                 ("GET", "/metrics"): self.metrics.handle,
+                **self.client_events.routes(),
                 **demo_routes(self.registry, self.operations, self.clock, WEB_DIR),
             },
         )

@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 TICK = 0.020
 """The audio clock: one Opus frame per attendee every 20 ms."""
+SENDER_REPORT_EVERY_TICKS = 50
+"""RTCP sender reports for the audio downlinks once a second (RFC 3550 §6.2)."""
 LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
@@ -182,6 +184,8 @@ class MediaServer:
         sendto = self.transport.sendto
         sources = self._sources
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
+        if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
+            self._send_sender_reports()
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
             for source_id in mixer.receivers:
@@ -235,6 +239,16 @@ class MediaServer:
         downlink.mixer.receive(
             downlink.source_id, seq, timestamp, packet[offset:], level, now, ssrc
         )
+
+    def _send_sender_reports(self) -> None:
+        """An RTCP sender report for every audio downlink (RFC 3550 §6.4.1), once a second."""
+        wall = self.clock.wall()
+        for downlink in self._downlinks.values():
+            peer = downlink.peer
+            if peer.srtp is None or peer.address is None or not downlink.audio.packets_sent:
+                continue
+            report = downlink.audio.sender_report(wall).serialize()
+            self.transport.sendto(peer.srtp.protect_rtcp(report), peer.address)
 
     def _forward_video(self, publisher: _Downlink, packet: bytes, ssrc: int) -> None:
         """Fan a camera packet out to the m-lines subscribed to it (style guide §8)."""

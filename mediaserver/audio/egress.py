@@ -12,12 +12,16 @@ import secrets
 import struct
 from functools import lru_cache
 
+from mediaserver.rtp.rtcp import RtcpSenderReport
+
 __all__ = ["FRAME_SAMPLES", "AudioSender", "silence_frame"]
 
 FRAME_SAMPLES = 960
 """Samples per 20 ms frame at 48 kHz: the RTP timestamp step (RFC 7587 §4.1)."""
 
 _HEADER = struct.Struct("!BBHII")
+NTP_EPOCH_OFFSET = 2_208_988_800
+"""Seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix) (RFC 5905 §6)."""
 
 
 @lru_cache(maxsize=4)
@@ -40,7 +44,14 @@ class AudioSender:
         ssrc: the stream's SSRC (announced in the answer's ``a=ssrc``).
     """
 
-    __slots__ = ("packets_sent", "payload_type", "sequence_number", "ssrc", "timestamp")
+    __slots__ = (
+        "octets_sent",
+        "packets_sent",
+        "payload_type",
+        "sequence_number",
+        "ssrc",
+        "timestamp",
+    )
 
     def __init__(self, payload_type: int, ssrc: int) -> None:
         self.payload_type = payload_type
@@ -49,6 +60,7 @@ class AudioSender:
         self.sequence_number = secrets.randbelow(0x10000)
         self.timestamp = secrets.randbelow(0x100000000)
         self.packets_sent = 0
+        self.octets_sent = 0
 
     def packet(self, payload: bytes) -> bytes:
         """The next RTP packet carrying ``payload`` (one 20 ms frame)."""
@@ -59,4 +71,17 @@ class AudioSender:
         self.sequence_number = (self.sequence_number + 1) & 0xFFFF
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         self.packets_sent += 1
+        self.octets_sent += len(payload)
         return header + payload
+
+    def sender_report(self, wall: float) -> RtcpSenderReport:
+        """An RTCP SR for this stream (RFC 3550 §6.4.1): NTP time of ``wall`` and the RTP
+        timestamp of the next frame, with the packet and payload octet counts so far."""
+        ntp = int((wall + NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+        return RtcpSenderReport(
+            ssrc=self.ssrc,
+            ntp_timestamp=ntp,
+            rtp_timestamp=self.timestamp,
+            packet_count=self.packets_sent & 0xFFFFFFFF,
+            octet_count=self.octets_sent & 0xFFFFFFFF,
+        )

@@ -115,3 +115,19 @@ def test_bad_input_never_changes_state(server: Any, chime: Any) -> None:
 def test_health_needs_no_credentials(server: Any) -> None:
     response = raw_request(server.http_port, "GET", "/health", sign=False)
     assert response.status == 200
+
+
+def test_the_event_ingestion_url_accepts_client_events(server: Any, chime: Any) -> None:
+    """The JS client posts its events to MediaPlacement.EventIngestionUrl (no SigV4)."""
+    meeting = chime.create_meeting(MediaRegion="us-east-1", ExternalMeetingId="ingest")["Meeting"]
+    url = meeting["MediaPlacement"]["EventIngestionUrl"]
+    path = url.split(str(server.http_port), 1)[1]
+    preflight = raw_request(server.http_port, "OPTIONS", path, sign=False)
+    assert preflight.status == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    body = json.dumps({"metadata": {}, "events": []}).encode()
+    response = raw_request(
+        server.http_port, "POST", path, body, sign=False,
+        headers={"Authorization": "Bearer token", "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert response.status == 204
