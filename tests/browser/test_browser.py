@@ -254,9 +254,10 @@ def test_browser_case(server: Server, tone_dir: Path, case: str) -> None:
 
 @pytest.mark.timeout(CASE_TIMEOUT + 60)
 def test_join_time(server: Server, tone_dir: Path) -> None:
-    """Join click → audioVideoDidStart over 10 joins; p50 must stay well under 5 s."""
+    """Join click → audioVideoDidStart over 10 joins (a measurement for BENCHMARKS.md;
+    speed is recorded, never asserted)."""
     result = run_case(server, tone_dir, "jointime")
     if not result.ok:
         pytest.fail(f"jointime failed: {result.error}\n{result.output}", pytrace=False)
     print(f"browser join time: {json.dumps(result.metrics)}")
-    assert result.metrics["p50"] < 5000 * TIMEOUT_FACTOR, result.metrics
+    assert len(result.metrics["joinMs"]) == 10 and result.metrics["p50"] > 0, result.metrics
