@@ -22,8 +22,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.litepeer import LitePeer
 from mediaserver.events import SIGNATURE_HEADER, verify_signature
+from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient, SignalingClosedError
+from signaling.messages import MediaType, StreamDescriptor
 from tests.helpers.moto import MOTO_CREDENTIALS, MotoServer, running_moto
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess, running_server
 
@@ -188,20 +191,48 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
     async def wait_count(n: int, what: str) -> None:
         await eventually(lambda: len(got()) >= n, what)
 
+    certificate = DtlsCertificate.generate()
+    peers: list[LitePeer] = []
+
+    async def offer() -> str:
+        peer = LitePeer(certificate)
+        peers.append(peer)
+        await peer.start()
+        return peer.offer()
+
+    def camera(attendee_id: str) -> StreamDescriptor:
+        return StreamDescriptor(
+            stream_id=2, group_id=2, track_label="AmazonChimeExpressVideo",
+            media_type=MediaType.VIDEO, max_bitrate_kbps=1400, framerate=15,
+            attendee_id=attendee_id,
+        )  # fmt: skip
+
     try:
         client_a = await join(a)
         await wait_count(4, "A joined")
         client_b = await join(b)
         await wait_count(5, "B joined")
+        # A turns its camera on, then off (SUBSCRIBE with, then without, a video stream).
+        await client_a.subscribe(await offer(), video_send_streams=[camera(a_id)])
+        await wait_count(6, "A's video started")
+        await client_a.subscribe(await offer())
+        await wait_count(7, "A's video stopped")
+        # A shares content: the <id>#content session joins, sends video, then leaves.
+        share = await join(a, content_share=True)
+        await wait_count(8, "A's content share joined")
+        await share.subscribe(await offer(), video_send_streams=[camera(a_id + "#content")])
+        await wait_count(9, "A's content video started")
+        await share.leave(T)
+        await wait_count(11, "A's content share left")
         await client_a.leave(T)
-        await wait_count(6, "A left")
+        await wait_count(12, "A left")
         await client_b.close()  # killed: no LEAVE; dropped after CARILLON_DROP_AFTER
-        await wait_count(7, "B dropped")
+        await wait_count(13, "B dropped")
         b_again = await join(b)
-        await wait_count(8, "B joined again")
+        await wait_count(14, "B joined again")
         # The same join token from another device (another audio session) moves the session.
         await join(b, audio_session_id=b_again.audio_session_id + 1)
-        await wait_count(9, "B authorized")
+        await wait_count(15, "B authorized")
         await asyncio.to_thread(
             chime.update_attendee_capabilities,
             MeetingId=meeting_id,
@@ -209,9 +240,9 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
             Capabilities={"Audio": "SendReceive", "Video": "Receive", "Content": "Receive"},
         )
         await asyncio.to_thread(chime.delete_attendee, MeetingId=meeting_id, AttendeeId=a_id)
-        await wait_count(11, "capabilities and deletion")
+        await wait_count(17, "capabilities and deletion")
         await asyncio.to_thread(chime.delete_meeting, MeetingId=meeting_id)
-        await wait_count(13, "the end of the meeting")
+        await wait_count(19, "the end of the meeting")
         late = SignalingClient(meeting, b)
         clients.append(late)
         await late.connect(T)
@@ -219,6 +250,8 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
             await late.join(T)
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        for peer in peers:
+            peer.close()
 
     deliveries = got()
     assert names(deliveries) == [
@@ -227,6 +260,12 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
         ("chime:AttendeeAdded", b_id),
         ("chime:AttendeeJoined", a_id),
         ("chime:AttendeeJoined", b_id),
+        ("chime:AttendeeVideoStarted", a_id),
+        ("chime:AttendeeVideoStopped", a_id),
+        ("chime:AttendeeContentJoined", a_id + "#content"),
+        ("chime:AttendeeContentVideoStarted", a_id + "#content"),
+        ("chime:AttendeeContentVideoStopped", a_id + "#content"),
+        ("chime:AttendeeContentLeft", a_id + "#content"),
         ("chime:AttendeeLeft", a_id),
         ("chime:AttendeeDropped", b_id),
         ("chime:AttendeeJoined", b_id),
@@ -274,7 +313,7 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
     assert detail["externalMeetingId"] == "events-scenario"
     assert detail["mediaRegion"] == "eu-west-1"
     assert abs(detail["timestamp"] / 1000 - deliveries[3].received_at) < 30
-    caps = deliveries[9].event["detail"]
+    caps = deliveries[15].event["detail"]
     assert caps["success"] == "1"
     assert caps["attendeeCapabilities"] == {
         "audio": "SendReceive",
@@ -312,7 +351,7 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
     def delta(name: str, **labels: str) -> float:
         return metric(after, name, **labels) - metric(before, name, **labels)
 
-    assert delta("AttendeeAuthorizationSuccess_total") == 4
+    assert delta("AttendeeAuthorizationSuccess_total") == 5  # A, B, A#content, B twice
     assert delta("AttendeeAuthorizationError_total") == 1
     assert delta("AttendeeAudioDrops_total") == 1
     assert delta("AttendeeContentDrops_total") == 0
@@ -327,9 +366,12 @@ async def test_a_scripted_meeting_produces_the_exact_event_sequence(
     assert delta("carillon_events_total", type="AttendeeLeft") == 2
     assert delta("carillon_events_total", type="AttendeeDropped") == 1
     assert delta("carillon_events_total", type="AttendeeAuthorized") == 1
-    assert delta("carillon_event_deliveries_total", target="webhook") == 13
+    assert delta("carillon_events_total", type="AttendeeVideoStarted") == 1
+    assert delta("carillon_events_total", type="AttendeeContentJoined") == 1
+    assert delta("carillon_events_total", type="AttendeeContentVideoStopped") == 1
+    assert delta("carillon_event_deliveries_total", target="webhook") == 19
     assert delta("carillon_event_delivery_failures_total", target="webhook") == 1
-    assert delta("carillon_event_deliveries_total", target="sqs") == 13
+    assert delta("carillon_event_deliveries_total", target="sqs") == 19
     assert metric(after, "carillon_active_meetings") == metric(before, "carillon_active_meetings")
     assert metric(after, "carillon_active_attendees", kind="attendee") == 0
 
