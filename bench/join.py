@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from bench.httpload import HttpConnection, RequestSpec, Signer, json_body
 from bench.litepeer import LitePeer
 from bench.server import BenchServer
@@ -204,7 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpus = os.sched_getaffinity(0)
     if len(cpus) > 1 and 1 in cpus:
         os.sched_setaffinity(0, {1})
-    runs = [asyncio.run(_one_run(args)) for _ in range(args.runs)]
+    runs = [uvloop.run(_one_run(args)) for _ in range(args.runs)]
 
     def med(phase: str, key: str) -> float:
         return median([r[phase][key] for r in runs])

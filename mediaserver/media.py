@@ -48,7 +48,7 @@ from mediaserver.transport.sdp import (
     render_answer,
     video_slots,
 )
-from mediaserver.transport.udp import UdpMediaTransport
+from mediaserver.transport.udp import UdpMediaTransport, bind_socket
 from mediaserver.video import VideoRouter
 from signaling.events import SubscribeReceived
 from signaling.messages import TrackMapping
@@ -158,9 +158,9 @@ class MediaServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(
-            lambda: self.transport, local_addr=(self.config.host, self.config.udp_port)
-        )
+        sock = bind_socket(self.config.host, self.config.udp_port)
+        await loop.create_datagram_endpoint(lambda: self.transport, sock=sock)
+        self.transport.socket = sock
         self._next_tick = loop.time() + TICK
         self._ticker = loop.call_at(self._next_tick, self._tick)
         logger.info("media on udp %s:%d", self.config.host, self.config.udp_port)

@@ -89,6 +89,7 @@ __all__ = [
     "DEFAULT_LEAVE_LINGER",
     "SignalingSession",
     "WallClock",
+    "prepare_audio_metadata",
     "validate_data_message",
 ]
 
@@ -498,6 +499,20 @@ class SignalingSession:
         meta.attendee_states.extend(s.to_pb() for s in attendee_states)
         self._queue(frame)
 
+    def send_prepared(self, frame_type: FrameType, data: bytes) -> None:
+        """Queue a frame already encoded with :func:`prepare_frame`, under this session's rules.
+
+        For fan-out: a frame identical for every member of a meeting (AUDIO_METADATA to a
+        thousand attendees five times a second) is encoded once and queued on each session.
+        """
+        disposition = send_disposition(self._state, frame_type)
+        if disposition is SendDisposition.DROP:
+            self.dropped_sends += 1
+            return
+        if disposition is SendDisposition.ERROR:
+            raise LocalProtocolError(f"cannot send {frame_type.name} in state {self._state.name}")
+        self._frames.append(data)
+
     def send_audio_status(self, status: int) -> None:
         """Queue AUDIO_STATUS (section 6.2); see :class:`~signaling.messages.AudioStatus`."""
         frame = self._frame(FrameType.AUDIO_STATUS)
@@ -758,6 +773,15 @@ class SignalingSession:
         for fd, values in timing.ListFields():
             timings[fd.name] = tuple(_scalar_fields(v) for v in values)
         return [MeetingSessionTimingReceived(timings=timings)]
+
+
+def prepare_audio_metadata(attendee_states: Iterable[AudioAttendeeState], wall_ms: int) -> bytes:
+    """An encoded AUDIO_METADATA frame for :meth:`SignalingSession.send_prepared` (§5.2)."""
+    frame = new_frame(FrameType.AUDIO_METADATA, wall_ms)
+    meta = frame.audio_metadata
+    meta.SetInParent()
+    meta.attendee_states.extend(s.to_pb() for s in attendee_states)
+    return encode_frame(frame)
 
 
 def _scalar_fields(msg: Any) -> dict[str, int | bool]:

@@ -37,11 +37,12 @@ from signaling.messages import (
     AudioStreamIdInfo,
     CloseCode,
     DataMessage,
+    FrameType,
     MediaType,
     StreamAllocation,
     StreamDescriptor,
 )
-from signaling.session import SignalingSession
+from signaling.session import SignalingSession, prepare_audio_metadata
 
 __all__ = [
     "CACHE_MAX_LIFETIME",
@@ -285,20 +286,28 @@ class MeetingRoom:
             self.members.remove(member)
 
     def _send_index_to_all(self) -> None:
+        participants = max(1, len(self.present()))
+        at_capacity = self.at_capacity
         for other in self.live_members():
-            self._send_index(other)
+            self._send_index(other, participants, at_capacity)
 
-    def _send_index(self, member: Member) -> None:
+    def _send_index(
+        self, member: Member, participants: int | None = None, at_capacity: bool | None = None
+    ) -> None:
         """A complete INDEX for ``member`` (§3.2): every video source but its own."""
         sources = [
             src.descriptor
             for src in self.video_sources.values()
             if src.member.attendee_id != member.attendee_id
         ]
+        if participants is None:
+            participants = max(1, len(self.present()))
+        if at_capacity is None:
+            at_capacity = self.at_capacity
         member.session.send_index(
             sources,
-            num_participants=max(1, len(self.present())),
-            at_capacity=True if self.at_capacity else None,
+            num_participants=participants,
+            at_capacity=True if at_capacity else None,
         )
 
     # -- video sources (§4.1, §4.2) --------------------------------------------------------
@@ -379,15 +388,27 @@ class MeetingRoom:
     # -- audio metadata -------------------------------------------------------------------
 
     def send_audio_metadata(
-        self, levels: Iterable[tuple[str, int, int]], own_strength: Callable[[str], int | None]
+        self,
+        levels: Iterable[tuple[str, int, int]],
+        own_strength: Callable[[str], int | None],
+        wall: float,
+        *,
+        with_own: bool = True,
     ) -> None:
         """AUDIO_METADATA to every member (chime-signaling-protocol.md §5.2).
+
+        The frame of the audible sources is the same for everyone, so it is encoded once
+        and queued on every session. With ``with_own``, a member that is not audible also
+        gets a second, small frame with its own uplink signal strength (it drives the
+        client's connection health); that frame carries no volume, so it leaves the
+        volumes of the first unchanged.
 
         Args:
             levels: (attendee id, volume, signal strength) of every audible source; the
                 client sets everyone not listed to volume 0.
-            own_strength: the uplink signal strength of a member, for its own entry when
-                it is not among the audible sources (it drives the client's health view).
+            own_strength: the uplink signal strength of an attendee, or None.
+            wall: wall-clock time for ``timestamp_ms``.
+            with_own: also send each member its own signal strength.
         """
         by_attendee = {m.attendee_id: m for m in self.present()}
         states: list[AudioAttendeeState] = []
@@ -404,19 +425,20 @@ class MeetingRoom:
                     signal_strength=strength,
                 )
             )
+        wall_ms = round(wall * 1000)
+        shared = prepare_audio_metadata(states, wall_ms) if states else None
         for member in self.live_members():
             if member.audio_stream_id is None:
                 continue
-            frame = states
-            if member.attendee_id not in listed:
+            if shared is not None:
+                member.session.send_prepared(FrameType.AUDIO_METADATA, shared)
+            if with_own and member.attendee_id not in listed:
                 own_level = own_strength(member.attendee_id)
                 if own_level is not None:
                     own = AudioAttendeeState(
                         audio_stream_id=member.audio_stream_id, signal_strength=own_level
                     )
-                    frame = [*states, own]
-            if frame:
-                member.session.send_audio_metadata(frame)
+                    member.session.send_audio_metadata([own])
 
     # -- administrative ends --------------------------------------------------------------
 

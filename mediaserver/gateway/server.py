@@ -249,6 +249,7 @@ class SignalingGateway:
         self.observer = observer
         self.drop_after = drop_after
         self.rooms: dict[str, MeetingRoom] = {}
+        self._level_reports = 0
         self._connections: dict[Member, _Connection] = {}
         self.stats = {"connections": 0, "rejected": 0, "malformed_frames": 0}
         registry.add_listener(self._on_registry_event)
@@ -307,7 +308,11 @@ class SignalingGateway:
             except NotFound:
                 return None
 
-        room.send_audio_metadata(levels, own_strength)
+        # Own signal strengths once a second; the volumes five times a second.
+        self._level_reports += 1
+        room.send_audio_metadata(
+            levels, own_strength, self.clock.wall(), with_own=self._level_reports % 5 == 1
+        )
         self._flush_room(room)
 
     # -- registry events --------------------------------------------------------------
