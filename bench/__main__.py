@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import control_plane, join, mixer
+from bench import control_plane, join, mixer, sfu
 
 __all__ = ["main"]
 
@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     join.add_arguments(jn)
     mx = scenarios.add_parser("mixer", help="mix-minus CPU per tick beside a naive mixer")
     mixer.add_arguments(mx)
+    sp = scenarios.add_parser("sfu", help="SFU forwarding rate and latency beside a bare loop")
+    sfu.add_arguments(sp)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.scenario == "control-plane":
         control_plane.run(args)
@@ -29,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         join.run(args)
     elif args.scenario == "mixer":
         mixer.run(args)
+    elif args.scenario == "sfu":
+        sfu.run(args)
 
 
 if __name__ == "__main__":

@@ -29,3 +29,19 @@ __all__ = [
     "packet_samples",
     "parse_toc",
 ]
+
+from mediacodecs.av1 import DependencyDescriptor, DependencyDescriptorTracker, TemplateStructure
+from mediacodecs.h264 import H264Payload
+from mediacodecs.vp8 import Vp8Descriptor
+from mediacodecs.vp9 import Vp9Descriptor, Vp9PictureGroupEntry, Vp9ScalabilityStructure
+
+__all__ += [
+    "DependencyDescriptor",
+    "DependencyDescriptorTracker",
+    "H264Payload",
+    "TemplateStructure",
+    "Vp8Descriptor",
+    "Vp9Descriptor",
+    "Vp9PictureGroupEntry",
+    "Vp9ScalabilityStructure",
+]
