@@ -435,16 +435,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="offered output packets/s in the saturation phase (input x fan-out)",
     )  # fmt: skip
     parser.add_argument(
-        "--scenario", choices=[*SCENARIOS, "all"], default="all", help="fan-out scenario"
+        "--fanout", choices=[*SCENARIOS, "all"], default="all", help="fan-out scenario"
     )
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = list(SCENARIOS) if args.fanout == "all" else [args.fanout]
     summary: dict[str, Any] = {
         "command": f"python -m bench sfu --runs {args.runs} --duration {args.duration:g} "
-        f"--scenario {args.scenario}",
+        f"--fanout {args.fanout}",
         "cpus": os.cpu_count(),
         "runs": {},
         "median": {},
