@@ -134,6 +134,8 @@ class MeetingRoom:
         self.max_video_groups = max_video_groups
         """Published video sources per meeting (Chime: 25 by default, up to 250)."""
         self.video_sources: dict[int, VideoSource] = {}
+        self.level_reports = 0
+        """AUDIO_METADATA rounds sent (the own-strength frames go every fifth)."""
         self._next_video_stream_id = 1
         self._next_group_id = 1
         """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""

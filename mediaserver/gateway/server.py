@@ -249,7 +249,6 @@ class SignalingGateway:
         self.observer = observer
         self.drop_after = drop_after
         self.rooms: dict[str, MeetingRoom] = {}
-        self._level_reports = 0
         self._connections: dict[Member, _Connection] = {}
         self.stats = {"connections": 0, "rejected": 0, "malformed_frames": 0}
         registry.add_listener(self._on_registry_event)
@@ -309,9 +308,9 @@ class SignalingGateway:
                 return None
 
         # Own signal strengths once a second; the volumes five times a second.
-        self._level_reports += 1
+        room.level_reports += 1
         room.send_audio_metadata(
-            levels, own_strength, self.clock.wall(), with_own=self._level_reports % 5 == 1
+            levels, own_strength, self.clock.wall(), with_own=room.level_reports % 5 == 1
         )
         self._flush_room(room)
 
