@@ -34,7 +34,8 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import Member
 from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
-from mediaserver.rtp.rtcp import RtcpFir, RtcpPli, parse_compound
+from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
+from mediaserver.sfu.nack import NackGenerator
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
@@ -89,6 +90,7 @@ class _Downlink:
         "member",
         "mixer",
         "muted",
+        "nacks",
         "peer",
         "published_stream",
         "session_id",
@@ -119,6 +121,8 @@ class _Downlink:
         """The SSRC the publisher's camera packets arrive with (learned from them)."""
         self.published_stream = 0
         """The stream id allocated to this peer's camera; 0 when it publishes nothing."""
+        self.nacks: NackGenerator | None = None
+        """Loss detection on the camera uplink, for NACKs to the publisher."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
         self.session_id = secrets.randbits(62)
@@ -181,6 +185,7 @@ class MediaServer:
         now = self.clock.monotonic()
         self.ticks += 1
         self.transport.handle_timers(now)
+        self._send_nacks(now)
         sendto = self.transport.sendto
         sources = self._sources
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
@@ -224,7 +229,7 @@ class MediaServer:
         payload_type, _, seq, timestamp, ssrc = peek_header(packet)
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
-                self._forward_video(downlink, packet, ssrc)
+                self._forward_video(downlink, packet, ssrc, seq, now)
             return
         try:
             offset = peek_payload_offset(packet)
@@ -250,9 +255,14 @@ class MediaServer:
             report = downlink.audio.sender_report(wall).serialize()
             self.transport.sendto(peer.srtp.protect_rtcp(report), peer.address)
 
-    def _forward_video(self, publisher: _Downlink, packet: bytes, ssrc: int) -> None:
+    def _forward_video(
+        self, publisher: _Downlink, packet: bytes, ssrc: int, seq: int, now: float
+    ) -> None:
         """Fan a camera packet out to the m-lines subscribed to it (style guide §8)."""
-        publisher.camera_ssrc = ssrc
+        if publisher.camera_ssrc != ssrc or publisher.nacks is None:
+            publisher.camera_ssrc = ssrc
+            publisher.nacks = NackGenerator(sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc)
+        publisher.nacks.receive(seq, now)
         stream_id = publisher.published_stream
         if not stream_id:
             return
@@ -265,7 +275,7 @@ class MediaServer:
             address = peer.address
             if srtp is None or address is None:
                 continue
-            data = srtp.protect_rtp(out.rewrite(packet))
+            data = srtp.protect_rtp(out.forward(packet, now))
             peer.stats.rtp_out += 1
             peer.stats.bytes_out += len(data)
             sendto(data, address)
@@ -282,6 +292,9 @@ class MediaServer:
             self.malformed_rtp += 1
             return
         for rtcp in packets:
+            if isinstance(rtcp, RtcpNack):
+                self._answer_nack(downlink, rtcp, now)
+                continue
             ssrcs: tuple[int, ...] = ()
             if isinstance(rtcp, RtcpPli):
                 ssrcs = (rtcp.media_ssrc,)
@@ -291,6 +304,31 @@ class MediaServer:
                 out = self.video.out_for_ssrc(downlink, ssrc)
                 if out is not None and out.stream_id:
                     self.video.keyframe(out.stream_id, now)
+
+    def _answer_nack(self, subscriber: _Downlink, nack: RtcpNack, now: float) -> None:
+        """Resend what a subscriber lost on one of its video m-lines (RFC 4585 §6.2.1)."""
+        out = self.video.out_for_ssrc(subscriber, nack.media_ssrc)
+        peer = subscriber.peer
+        srtp = peer.srtp
+        if out is None or srtp is None or peer.address is None:
+            return
+        for packet in out.history.receive_nack(nack.lost, now):
+            self.transport.sendto(srtp.protect_rtp(packet), peer.address)
+
+    def _send_nacks(self, now: float) -> None:
+        """Ask publishers to resend what was lost on their uplink (RFC 4585 §6.2.1)."""
+        for downlink in self._downlinks.values():
+            nacks = downlink.nacks
+            if nacks is None:
+                continue
+            deadline = nacks.get_timer()
+            if deadline is None or now < deadline:
+                continue
+            nack = nacks.nacks_to_send(now)
+            peer = downlink.peer
+            if nack is None or peer.srtp is None or peer.address is None:
+                continue
+            self.transport.sendto(peer.srtp.protect_rtcp(nack.serialize()), peer.address)
 
     def _request_keyframe(self, publisher: object, now: float) -> None:
         assert isinstance(publisher, _Downlink)

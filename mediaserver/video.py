@@ -9,8 +9,10 @@ negotiation; a stale MID would misroute the packet at the subscriber, RFC 8843 �
 hands the bytes to the subscriber's SRTP context. A new subscription asks the publisher for
 a keyframe with an RTCP PLI (RFC 4585 §6.3.1), at most every :data:`PLI_INTERVAL` seconds.
 
-Simulcast layer selection, temporal-layer dropping, NACK/RTX and bandwidth estimation come
-with the ``mediaserver.sfu`` cores; this module is where they plug in.
+Each m-line keeps what it sent so the subscriber's NACKs are answered by resending the
+original packets (same SSRC and sequence number; RTX is not negotiated yet). Simulcast layer
+selection, temporal-layer dropping and bandwidth estimation come with the
+``mediaserver.sfu`` cores; this module is where they plug in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import secrets
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mediaserver.sfu.retransmission import RetransmissionBuffer
 
 __all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
 
@@ -59,6 +63,14 @@ class OutStream:
     source_ssrc: int | None = None
     """The publisher SSRC the offsets were computed for."""
     packets: int = 0
+    history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
+    """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
+
+    def forward(self, packet: bytes, now: float) -> bytes:
+        """:meth:`rewrite`, remembering the result for retransmissions."""
+        out = self.rewrite(packet)
+        self.history.store(out[:12], out, now)
+        return out
 
     def rewrite(self, packet: bytes) -> bytes:
         """A copy of ``packet`` renumbered for this m-line (no header extension)."""

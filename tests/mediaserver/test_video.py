@@ -1,0 +1,63 @@
+"""The single-layer forwarding tables: renumbering, extensions, keyframes, NACKs."""
+
+from __future__ import annotations
+
+from mediaserver.rtp.packet import RtpPacket
+from mediaserver.video import OutStream, VideoRouter, strip_extensions
+
+
+def _packet(seq: int, ts: int, ssrc: int, *, ext: bool = False, payload: bytes = b"vp8") -> bytes:
+    extensions = {4: b"1", 3: b"\x00\x01"} if ext else {}
+    return RtpPacket(
+        payload_type=96, sequence_number=seq, timestamp=ts, ssrc=ssrc, marker=False,
+        extension_profile=0xBEDE if ext else None, extensions=extensions, payload=payload,
+    ).serialize()  # fmt: skip
+
+
+def test_strip_extensions_removes_the_block_and_the_x_bit() -> None:
+    packet = _packet(10, 1000, 5, ext=True)
+    stripped = RtpPacket.parse(strip_extensions(packet))
+    assert not stripped.extensions and stripped.payload == b"vp8"
+    assert strip_extensions(_packet(10, 1000, 5)) == _packet(10, 1000, 5)
+
+
+def test_an_m_line_keeps_its_ssrc_and_numbers_on_across_a_source_switch() -> None:
+    out = OutStream(subscriber=object(), mid="2", ssrc=0xAAAA, payload_type=100)
+    out.last_seq, out.last_ts = 65534, 0xFFFFFF00
+    first = [RtpPacket.parse(out.rewrite(_packet(s, 9000, 1, ext=True))) for s in (500, 501)]
+    assert [p.sequence_number for p in first] == [65535, 0]  # wraps
+    assert all(p.ssrc == 0xAAAA and p.payload_type == 100 and not p.extensions for p in first)
+    switched = RtpPacket.parse(out.rewrite(_packet(7, 123, 2)))
+    assert switched.sequence_number == 1
+    assert switched.timestamp == (first[-1].timestamp + 3000) & 0xFFFFFFFF
+
+
+def test_nacks_are_answered_from_what_was_sent() -> None:
+    out = OutStream(subscriber=object(), mid="2", ssrc=9, payload_type=96)
+    sent = [out.forward(_packet(100 + i, 3000 * i, 1), now=10.0) for i in range(5)]
+    seqs = [RtpPacket.parse(p).sequence_number for p in sent]
+    resent = out.history.receive_nack([seqs[1], seqs[3]], now=10.1)
+    assert resent == [sent[1], sent[3]]
+    assert out.history.receive_nack([seqs[1]], now=12.0) == [], "too old to resend"
+
+
+def test_subscriptions_request_keyframes_and_pauses_stop_forwarding() -> None:
+    requests: list[object] = []
+    router = VideoRouter(lambda publisher, now: requests.append(publisher))
+    publisher, viewer = object(), object()
+    router.publish(publisher, [7], now=0.0)
+    router.subscribe(viewer, {"2": (111, 96, 7)}, now=1.0)
+    assert requests == [publisher]
+    (out,) = router.outs(7)
+    assert out.ssrc == 111 and router.out_for_ssrc(viewer, 111) is out
+    router.keyframe(7, now=1.1)
+    assert len(requests) == 1, "throttled"
+    router.pause(viewer, {7}, True, now=2.0)
+    assert router.outs(7) == ()
+    router.pause(viewer, {7}, False, now=2.1)
+    assert len(router.outs(7)) == 1 and len(requests) == 2
+    router.select(viewer, "2", 0, now=3.0)
+    assert router.outs(7) == ()
+    router.unsubscribe(viewer)
+    router.unpublish(publisher)
+    assert router.publishers == {}
