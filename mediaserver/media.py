@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mediacodecs import vp8
 from mediaserver.audio.egress import AudioSender, silence_frame
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
@@ -85,16 +86,20 @@ class _Downlink:
         "audio",
         "audio_level_id",
         "audio_payload_type",
+        "camera_codec",
         "camera_payload_types",
-        "camera_ssrc",
+        "camera_rids",
         "member",
         "mixer",
         "muted",
         "nacks",
         "peer",
-        "published_stream",
+        "rid_ext_id",
+        "rid_streams",
         "session_id",
         "source_id",
+        "ssrc_streams",
+        "stream_ssrcs",
         "video_ssrcs",
     )
 
@@ -117,12 +122,17 @@ class _Downlink:
         self.muted = False
         self.camera_payload_types: frozenset[int] = frozenset()
         """Payload types of the codecs accepted on the camera m-line (uplink video)."""
-        self.camera_ssrc: int | None = None
-        """The SSRC the publisher's camera packets arrive with (learned from them)."""
-        self.published_stream = 0
-        """The stream id allocated to this peer's camera; 0 when it publishes nothing."""
-        self.nacks: NackGenerator | None = None
-        """Loss detection on the camera uplink, for NACKs to the publisher."""
+        self.camera_codec: VideoCodec | None = None
+        self.camera_rids: tuple[str, ...] = ()
+        """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
+        self.rid_ext_id: int | None = None
+        self.rid_streams: dict[str, int] = {}
+        """RID (``""`` without simulcast) → the stream id allocated to that encoding."""
+        self.ssrc_streams: dict[int, int] = {}
+        """Publisher SSRC → stream id, learned from the RID header extension (RFC 8852)."""
+        self.stream_ssrcs: dict[int, int] = {}
+        self.nacks: dict[int, NackGenerator] = {}
+        """Loss detection per uplink video SSRC, for NACKs to the publisher."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
         self.session_id = secrets.randbits(62)
@@ -258,16 +268,33 @@ class MediaServer:
     def _forward_video(
         self, publisher: _Downlink, packet: bytes, ssrc: int, seq: int, now: float
     ) -> None:
-        """Fan a camera packet out to the m-lines subscribed to it (style guide §8)."""
-        if publisher.camera_ssrc != ssrc or publisher.nacks is None:
-            publisher.camera_ssrc = ssrc
-            publisher.nacks = NackGenerator(sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc)
-        publisher.nacks.receive(seq, now)
-        stream_id = publisher.published_stream
-        if not stream_id:
+        """Fan a camera packet out to the m-lines subscribed to its stream (style guide §8).
+
+        An m-line waiting to switch to this stream switches at its first keyframe packet.
+        """
+        stream_id = publisher.ssrc_streams.get(ssrc)
+        if stream_id is None:
+            stream_id = self._identify(publisher, packet, ssrc)
+            if not stream_id:
+                return
+        nacks = publisher.nacks.get(ssrc)
+        if nacks is None:
+            nacks = publisher.nacks[ssrc] = NackGenerator(
+                sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc
+            )
+        nacks.receive(seq, now)
+        outs = self.video.outs(stream_id)
+        if not outs:
             return
+        keyframe: bool | None = None
         sendto = self.transport.sendto
-        for out in self.video.outs(stream_id):
+        for out in outs:
+            if out.stream_id != stream_id:
+                if keyframe is None:
+                    keyframe = _starts_keyframe(publisher.camera_codec, packet)
+                if not keyframe:
+                    continue
+                self.video.switch(out)
             subscriber = out.subscriber
             assert isinstance(subscriber, _Downlink)
             peer = subscriber.peer
@@ -280,6 +307,22 @@ class MediaServer:
             peer.stats.bytes_out += len(data)
             sendto(data, address)
             self.video_forwarded += 1
+
+    def _identify(self, publisher: _Downlink, packet: bytes, ssrc: int) -> int:
+        """The stream a new uplink SSRC carries: the only one, or by its RID (RFC 8852)."""
+        streams = publisher.rid_streams
+        stream_id = streams.get("", 0)
+        if not stream_id and publisher.rid_ext_id is not None:
+            try:
+                rid = peek_extension(packet, publisher.rid_ext_id)
+            except MalformedPacket:
+                rid = None
+            if rid:
+                stream_id = streams.get(rid.decode("ascii", "replace"), 0)
+        if stream_id:
+            publisher.ssrc_streams[ssrc] = stream_id
+            publisher.stream_ssrcs[stream_id] = ssrc
+        return stream_id
 
     def _on_rtcp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
         """Subscriber feedback: PLI and FIR for a forwarded stream go to its publisher."""
@@ -318,25 +361,24 @@ class MediaServer:
     def _send_nacks(self, now: float) -> None:
         """Ask publishers to resend what was lost on their uplink (RFC 4585 §6.2.1)."""
         for downlink in self._downlinks.values():
-            nacks = downlink.nacks
-            if nacks is None:
-                continue
-            deadline = nacks.get_timer()
-            if deadline is None or now < deadline:
-                continue
-            nack = nacks.nacks_to_send(now)
-            peer = downlink.peer
-            if nack is None or peer.srtp is None or peer.address is None:
-                continue
-            self.transport.sendto(peer.srtp.protect_rtcp(nack.serialize()), peer.address)
+            for nacks in downlink.nacks.values():
+                deadline = nacks.get_timer()
+                if deadline is None or now < deadline:
+                    continue
+                nack = nacks.nacks_to_send(now)
+                peer = downlink.peer
+                if nack is None or peer.srtp is None or peer.address is None:
+                    continue
+                self.transport.sendto(peer.srtp.protect_rtcp(nack.serialize()), peer.address)
 
-    def _request_keyframe(self, publisher: object, now: float) -> None:
+    def _request_keyframe(self, publisher: object, stream_id: int, now: float) -> None:
         assert isinstance(publisher, _Downlink)
         peer = publisher.peer
         srtp = peer.srtp
-        if srtp is None or peer.address is None or publisher.camera_ssrc is None:
+        ssrc = publisher.stream_ssrcs.get(stream_id)
+        if srtp is None or peer.address is None or ssrc is None:
             return
-        pli = RtcpPli(sender_ssrc=publisher.audio.ssrc, media_ssrc=publisher.camera_ssrc)
+        pli = RtcpPli(sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc)
         self.transport.sendto(srtp.protect_rtcp(pli.serialize()), peer.address)
 
     # -- MediaBackend -------------------------------------------------------------------------
@@ -383,6 +425,7 @@ class MediaServer:
                 video_send=video_send,
                 session_id=downlink.session_id,
                 session_version=downlink.answers,
+                mirror_simulcast=True,
             ),
         )
         if plan.audio_payload_type is not None:
@@ -390,6 +433,9 @@ class MediaServer:
             downlink.audio_payload_type = plan.audio_payload_type
         downlink.audio_level_id = plan.audio_level_id
         camera = plan.camera
+        downlink.camera_rids = camera.recv_rids if camera is not None else ()
+        downlink.camera_codec = camera.video_codec if camera is not None else None
+        downlink.rid_ext_id = plan.rid_id
         downlink.camera_payload_types = (
             frozenset(c.payload_type for c in camera.codecs if not c.is_rtx)
             if camera is not None and camera.direction != "inactive"
@@ -413,8 +459,16 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None:
             return
-        downlink.published_stream = stream_ids[0] if stream_ids else 0
-        self.video.publish(downlink, stream_ids[:1], now)
+        rids = downlink.camera_rids
+        if rids and len(stream_ids) == len(rids):
+            streams = dict(zip(rids, stream_ids, strict=True))
+        else:
+            streams = {"": stream_ids[0]} if stream_ids else {}
+        if streams != downlink.rid_streams:
+            downlink.rid_streams = streams
+            downlink.ssrc_streams.clear()
+            downlink.stream_ssrcs.clear()
+        self.video.publish(downlink, list(streams.values()), now)
 
     def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
         downlink = self._downlinks.get(member)
@@ -506,6 +560,17 @@ class MediaServer:
             {"peer": d.peer.key, "rtp_in": d.peer.stats.rtp_in, "rtp_out": d.peer.stats.rtp_out}
             for d in self._downlinks.values()
         ]
+
+
+def _starts_keyframe(codec: VideoCodec | None, packet: bytes) -> bool:
+    """Whether ``packet`` starts a keyframe (VP8, RFC 7741 §4.3); other codecs are not
+    gated and switch at once."""
+    if codec is not VideoCodec.VP8:
+        return True
+    try:
+        return vp8.is_keyframe(packet[peek_payload_offset(packet) :])
+    except MalformedPacket:
+        return False
 
 
 def _meeting_id(member: Member) -> str:

@@ -1,18 +1,20 @@
-"""Video forwarding tables of the media engine (the first, single-layer SFU path).
+"""Video forwarding tables of the media engine (the server's SFU path).
 
-Each published camera or content share arrives on its publisher's peer; each subscriber
-receives a stream on one of its ``recvonly`` m-lines, with the SSRC fixed for that m-line
-(chime-signaling-protocol.md §3.3) and its own sequence numbers and timestamps. Per packet
-the router only rewrites a copy of the RTP header (SSRC, payload type, sequence number,
-timestamp), drops the publisher's header extensions (their ids belong to the publisher's
-negotiation; a stale MID would misroute the packet at the subscriber, RFC 8843 §15) and
-hands the bytes to the subscriber's SRTP context. A new subscription asks the publisher for
-a keyframe with an RTCP PLI (RFC 4585 §6.3.1), at most every :data:`PLI_INTERVAL` seconds.
+Each published camera or content share arrives on its publisher's peer, one stream per
+simulcast layer; each subscriber receives a stream on one of its ``recvonly`` m-lines, with
+the SSRC fixed for that m-line (chime-signaling-protocol.md §3.3) and its own sequence
+numbers and timestamps. Per packet the router only rewrites a copy of the RTP header (SSRC,
+payload type, sequence number, timestamp), drops the publisher's header extensions (their
+ids belong to the publisher's negotiation; a stale MID would misroute the packet at the
+subscriber, RFC 8843 §15) and hands the bytes to the subscriber's SRTP context.
 
-Each m-line keeps what it sent so the subscriber's NACKs are answered by resending the
-original packets (same SSRC and sequence number; RTX is not negotiated yet). Simulcast layer
-selection, temporal-layer dropping and bandwidth estimation come with the
-``mediaserver.sfu`` cores; this module is where they plug in.
+Switching an m-line to another stream (a simulcast layer, or another source) takes effect
+at the new stream's next keyframe, and a keyframe is requested at once (RTCP PLI, RFC 4585
+§6.3.1, at most every :data:`PLI_INTERVAL` seconds), so the subscriber's decoder never gets
+a delta frame without its reference. Each m-line keeps what it sent so the subscriber's
+NACKs are answered by resending the original packets (same SSRC and sequence number; RTX is
+not negotiated yet). Layer choice by bandwidth estimate, temporal-layer dropping and SVC
+come with the ``mediaserver.sfu`` cores; this module is where they plug in.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class OutStream:
     payload_type: int
     stream_id: int = 0
     """The stream forwarded on this m-line; 0 for none."""
+    pending_stream_id: int = 0
+    """A stream to switch to at its next keyframe (simulcast layer switch, §4.5)."""
     paused: bool = False
     seq_offset: int = 0
     ts_offset: int = 0
@@ -93,7 +97,7 @@ class OutStream:
 class VideoRouter:
     """Stream id → publisher, and stream id → the subscriber m-lines forwarding it."""
 
-    def __init__(self, request_keyframe: Callable[[object, float], None]) -> None:
+    def __init__(self, request_keyframe: Callable[[object, int, float], None]) -> None:
         self._request_keyframe = request_keyframe
         self.publishers: dict[int, object] = {}
         """stream id → publisher downlink."""
@@ -107,8 +111,9 @@ class VideoRouter:
             if stream_id not in stream_ids:
                 del self.publishers[stream_id]
         for stream_id in stream_ids:
+            new = self.publishers.get(stream_id) is not publisher
             self.publishers[stream_id] = publisher
-            if self._outs.get(stream_id):
+            if new and self._outs.get(stream_id):
                 self.keyframe(stream_id, now)
 
     def unpublish(self, publisher: object) -> None:
@@ -128,11 +133,7 @@ class VideoRouter:
             if out is None or out.ssrc != ssrc:
                 out = OutStream(subscriber, mid, ssrc, payload_type)
             out.payload_type = payload_type
-            if out.stream_id != stream_id:
-                out.stream_id = stream_id
-                out.source_ssrc = None
-                if stream_id:
-                    self.keyframe(stream_id, now, force=True)
+            self._target(out, stream_id, now)
             updated[mid] = out
         self._by_subscriber[subscriber] = updated
         self._rebuild()
@@ -140,21 +141,42 @@ class VideoRouter:
     def select(self, subscriber: object, mid: str, stream_id: int, now: float) -> None:
         """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on ``mid`` without renegotiation (§4.5)."""
         out = self._by_subscriber.get(subscriber, {}).get(mid)
-        if out is None or out.stream_id == stream_id:
+        if out is None:
             return
-        out.stream_id = stream_id
+        self._target(out, stream_id, now)
+        self._rebuild()
+
+    def _target(self, out: OutStream, stream_id: int, now: float) -> None:
+        """Point ``out`` at ``stream_id``: it takes over at that stream's next keyframe, so
+        the subscriber's decoder never sees a delta frame it has no reference for."""
+        if stream_id == out.stream_id and not out.pending_stream_id:
+            return
+        if not stream_id:
+            out.stream_id = out.pending_stream_id = 0
+            return
+        if stream_id == out.stream_id:
+            out.pending_stream_id = 0
+            return
+        out.pending_stream_id = stream_id
+        self.keyframe(stream_id, now, force=True)
+
+    def switch(self, out: OutStream) -> None:
+        """The pending stream's keyframe arrived: ``out`` forwards it from now on."""
+        out.stream_id = out.pending_stream_id
+        out.pending_stream_id = 0
         out.source_ssrc = None
-        if stream_id:
-            self.keyframe(stream_id, now, force=True)
         self._rebuild()
 
     def pause(self, subscriber: object, stream_ids: set[int], paused: bool, now: float) -> None:
-        """PAUSE/RESUME from a subscriber (§4.6): stop or resume those streams, PLI on resume."""
+        """PAUSE/RESUME from a subscriber (§4.6): stop or resume those streams; a resumed
+        stream restarts at its next keyframe."""
         for out in self._by_subscriber.get(subscriber, {}).values():
-            if out.stream_id in stream_ids and out.paused != paused:
+            current = out.stream_id or out.pending_stream_id
+            if current in stream_ids and out.paused != paused:
                 out.paused = paused
                 if not paused:
-                    self.keyframe(out.stream_id, now, force=True)
+                    out.stream_id, out.pending_stream_id = 0, current
+                    self.keyframe(current, now, force=True)
         self._rebuild()
 
     def unsubscribe(self, subscriber: object) -> None:
@@ -165,12 +187,19 @@ class VideoRouter:
         outs: dict[int, list[OutStream]] = {}
         for lines in self._by_subscriber.values():
             for out in lines.values():
-                if out.stream_id and not out.paused:
+                if out.paused:
+                    continue
+                if out.stream_id:
                     outs.setdefault(out.stream_id, []).append(out)
+                if out.pending_stream_id:
+                    outs.setdefault(out.pending_stream_id, []).append(out)
         self._outs = {stream_id: tuple(lst) for stream_id, lst in outs.items()}
 
     def outs(self, stream_id: int) -> tuple[OutStream, ...]:
         return self._outs.get(stream_id, ())
+
+    def streams_of(self, publisher: object) -> list[int]:
+        return [s for s, p in self.publishers.items() if p is publisher]
 
     def out_for_ssrc(self, subscriber: object, ssrc: int) -> OutStream | None:
         for out in self._by_subscriber.get(subscriber, {}).values():
@@ -187,4 +216,4 @@ class VideoRouter:
         if not force and last is not None and now - last < PLI_INTERVAL:
             return
         self._last_pli[stream_id] = now
-        self._request_keyframe(publisher, now)
+        self._request_keyframe(publisher, stream_id, now)

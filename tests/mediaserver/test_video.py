@@ -43,12 +43,14 @@ def test_nacks_are_answered_from_what_was_sent() -> None:
 
 def test_subscriptions_request_keyframes_and_pauses_stop_forwarding() -> None:
     requests: list[object] = []
-    router = VideoRouter(lambda publisher, now: requests.append(publisher))
+    router = VideoRouter(lambda publisher, stream_id, now: requests.append(publisher))
     publisher, viewer = object(), object()
     router.publish(publisher, [7], now=0.0)
     router.subscribe(viewer, {"2": (111, 96, 7)}, now=1.0)
     assert requests == [publisher]
     (out,) = router.outs(7)
+    assert out.pending_stream_id == 7 and out.stream_id == 0, "it waits for a keyframe"
+    router.switch(out)
     assert out.ssrc == 111 and router.out_for_ssrc(viewer, 111) is out
     router.keyframe(7, now=1.1)
     assert len(requests) == 1, "throttled"
@@ -56,8 +58,26 @@ def test_subscriptions_request_keyframes_and_pauses_stop_forwarding() -> None:
     assert router.outs(7) == ()
     router.pause(viewer, {7}, False, now=2.1)
     assert len(router.outs(7)) == 1 and len(requests) == 2
+    assert out.pending_stream_id == 7, "a resumed stream restarts at a keyframe"
+    router.switch(out)
     router.select(viewer, "2", 0, now=3.0)
     assert router.outs(7) == ()
     router.unsubscribe(viewer)
     router.unpublish(publisher)
     assert router.publishers == {}
+
+
+def test_a_layer_switch_waits_for_the_new_layer_s_keyframe() -> None:
+    requests: list[int] = []
+    router = VideoRouter(lambda publisher, stream_id, now: requests.append(stream_id))
+    publisher, viewer = object(), object()
+    router.publish(publisher, [1, 2, 3], now=0.0)  # low, mid, hi
+    router.subscribe(viewer, {"2": (50, 96, 1)}, now=0.0)
+    (out,) = router.outs(1)
+    router.switch(out)
+    router.select(viewer, "2", 3, now=1.0)
+    assert requests == [1, 3], "a keyframe of the new layer is asked for at once"
+    assert router.outs(1) == (out,) and router.outs(3) == (out,), "both until it switches"
+    assert out.stream_id == 1 and out.pending_stream_id == 3
+    router.switch(out)
+    assert router.outs(1) == () and router.outs(3) == (out,)
