@@ -261,6 +261,8 @@ class ChimePeer:
         self.recorder = AudioRecorder()
         self.audio_packet_times: list[float] = []
         self.video_frames_received: dict[str, int] = {}
+        self.video_sizes: dict[str, list[tuple[tuple[int, int], int]]] = {}
+        """Per receive mid: each decoded size ((width, height), at frame count) in order."""
         self.timings: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
@@ -420,10 +422,14 @@ class ChimePeer:
     async def _drain_video(self, track: MediaStreamTrack, mid: str) -> None:
         while True:
             try:
-                await track.recv()
+                frame = await track.recv()
             except MediaStreamError:
                 return
             self.video_frames_received[mid] = self.video_frames_received.get(mid, 0) + 1
+            size = (getattr(frame, "width", 0), getattr(frame, "height", 0))
+            sizes = self.video_sizes.setdefault(mid, [])
+            if not sizes or sizes[-1][0] != size:
+                sizes.append((size, self.video_frames_received[mid]))
 
     def _on_state_change(self) -> None:
         now = time.monotonic()

@@ -69,6 +69,7 @@ from signaling.messages import (
     StreamDescriptor,
     StreamServiceType,
     TrackMapping,
+    VideoSubscriptionConfiguration,
 )
 from signaling.session import validate_data_message
 
@@ -768,6 +769,15 @@ class SignalingClient:
             raise InvalidArgument(problem)
         self._require_open()
         self._session.send_data_messages([message])
+        await self._flush()
+
+    async def update_remote_video(self, mid: str, stream_id: int) -> None:
+        """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on the video m-line ``mid`` from now
+        on, without renegotiation (section 4.5; how a simulcast layer is switched)."""
+        self._require_open()
+        self._session.send_remote_video_update(
+            added_or_updated=[VideoSubscriptionConfiguration(mid=mid, stream_id=stream_id)]
+        )
         await self._flush()
 
     async def set_muted(self, muted: bool) -> None:

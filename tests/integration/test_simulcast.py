@@ -1,0 +1,110 @@
+"""Simulcast through the SFU: a camera in two VP8 layers reaches two subscribers, and one
+of them switches layers without renegotiation and without a decoder error.
+
+The publisher (bench/simulcast.py) sends real libvpx VP8 at 160x120 ("low") and 320x240
+("hi") with RIDs, like Chromium with simulcast on; the subscribers are aiortc peers that
+decode what they receive (chime-signaling-protocol.md §4.2, §4.3, §4.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from bench.peer import ChimePeer
+from bench.simulcast import SimulcastPublisher
+from mediaserver.transport.certificate import DtlsCertificate
+from signaling.client import SignalingClient
+from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
+from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess
+
+pytestmark = pytest.mark.timeout(120)
+
+T = 15.0 * TIMEOUT_FACTOR
+LOW, HI = (160, 120), (320, 240)
+
+
+def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
+    return StreamDescriptor(
+        stream_id=0, group_id=0, track_label=rid, media_type=MediaType.VIDEO,
+        max_bitrate_kbps=kbps, framerate=15, attendee_id=attendee_id,
+    )  # fmt: skip
+
+
+async def _frames_at(peer: ChimePeer, mid: str, size: tuple[int, int], count: int) -> None:
+    """Wait until ``count`` more frames of ``size`` were decoded on ``mid``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + T
+
+    def decoded() -> int:
+        sizes = peer.video_sizes.get(mid, [])
+        if not sizes or sizes[-1][0] != size:
+            return 0
+        return peer.video_frames_received[mid] - sizes[-1][1]
+
+    while decoded() < count:
+        assert loop.time() < deadline, f"no {size} frames on mid {mid}: {peer.video_sizes}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_subscriber_switches_simulcast_layers(chime: Any, server: ServerProcess) -> None:
+    meeting = chime.create_meeting(
+        ClientRequestToken=str(uuid.uuid4()), MediaRegion="us-east-1", ExternalMeetingId="sim"
+    )
+    meeting_id = meeting["Meeting"]["MeetingId"]
+    people = [
+        chime.create_attendee(MeetingId=meeting_id, ExternalUserId=name)
+        for name in ("camera", "viewer-1", "viewer-2")
+    ]
+    camera = SimulcastPublisher(DtlsCertificate.generate())
+    publisher = SignalingClient(meeting, people[0])
+    viewers = [(SignalingClient(meeting, p), ChimePeer(None, receive_videos=1)) for p in people[1:]]
+    try:
+        for client in (publisher, *(c for c, _ in viewers)):
+            await client.connect(T)
+            await client.join(T)
+        await camera.start()
+        ack = await publisher.subscribe(
+            camera.offer(),
+            video_send_streams=[
+                _layer("low", 150, publisher.attendee_id),
+                _layer("hi", 500, publisher.attendee_id),
+            ],
+            duplex=StreamServiceType.DUPLEX,
+        )
+        assert "a=simulcast:recv low;hi" in ack.sdp_answer, "the answer mirrors the RIDs"
+        low, hi = (a.stream_id for a in ack.allocations)
+        assert low and hi and low != hi
+        await camera.connect(ack.sdp_answer)
+        await camera.start_video()
+
+        for client, peer in viewers:
+            await client.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
+            groups = {s.group_id for s in client.index_sources}
+            assert len(groups) == 1, "the two layers are one source"
+            answer = await client.subscribe(await peer.create_offer(), receive_stream_ids=[0, low])
+            await peer.set_answer(answer.sdp_answer)
+        for _, peer in viewers:
+            await _frames_at(peer, "2", LOW, 10)
+
+        # Viewer 1 switches to the high layer on the same m-line, without renegotiation.
+        client, peer = viewers[0]
+        await client.update_remote_video("2", hi)
+        await _frames_at(peer, "2", HI, 10)
+        # ... and back down.
+        await client.update_remote_video("2", low)
+        await _frames_at(peer, "2", LOW, 10)
+        # Viewer 2 kept the low layer throughout.
+        other = viewers[1][1]
+        assert [size for size, _ in other.video_sizes["2"]] == [LOW]
+        # A switch waits for a keyframe of the new layer, which the server asked for.
+        assert camera.layers[1].keyframes >= 2
+    finally:
+        camera.close()
+        await publisher.close()
+        for client, peer in viewers:
+            await client.close()
+            await peer.close()
