@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import control_plane, join, mixer, sfu
+from bench import audio_room, control_plane, join, mixer, sfu
 
 __all__ = ["main"]
 
@@ -22,6 +22,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     join.add_arguments(jn)
     mx = scenarios.add_parser("mixer", help="mix-minus CPU per tick beside a naive mixer")
     mixer.add_arguments(mx)
+    ar = scenarios.add_parser("audio-room", help="the largest meeting users can hear well")
+    audio_room.add_arguments(ar)
     sp = scenarios.add_parser("sfu", help="SFU forwarding rate and latency beside a bare loop")
     sfu.add_arguments(sp)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -31,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         join.run(args)
     elif args.scenario == "mixer":
         mixer.run(args)
+    elif args.scenario == "audio-room":
+        audio_room.run(args)
     elif args.scenario == "sfu":
         sfu.run(args)
 

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,14 @@ class Roster:
 
 
 async def join_one(
-    meeting: dict[str, Any], attendee: dict[str, Any], certificate: DtlsCertificate
+    meeting: dict[str, Any],
+    attendee: dict[str, Any],
+    certificate: DtlsCertificate,
+    *,
+    peer_factory: Callable[[DtlsCertificate], LitePeer] = LitePeer,
 ) -> Bot:
     client = SignalingClient({"Meeting": meeting}, {"Attendee": attendee})
-    peer = LitePeer(certificate)
+    peer = peer_factory(certificate)
     await peer.start()
     await client.connect()
     await client.join()

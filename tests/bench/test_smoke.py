@@ -21,7 +21,7 @@ def _bench(tmp_path: Path, *args: str) -> dict[str, object]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "| measure" in proc.stdout, "the summary table is printed"
+    assert "\n| " in proc.stdout, "the summary table is printed"
     result: dict[str, object] = json.loads(out.read_text())
     return result
 
@@ -49,3 +49,13 @@ def test_join_bench_smoke(tmp_path: Path) -> None:
     assert run["burst"]["count"] == 3
     assert run["idle"]["attendees"] == 4
     assert run["idle"]["audio_packets_per_attendee_per_s"] > 25
+
+
+def test_audio_room_bench_smoke(tmp_path: Path) -> None:
+    result = _bench(tmp_path, "audio-room", "--sizes", "7", "--duration", "2")
+    medians = result["median"]
+    assert isinstance(medians, list) and len(medians) == 1
+    size: dict[str, float] = medians[0]
+    assert size["attendees"] == 7
+    assert size["m2e_bursts"] > 0, "the probes heard the speakers' bursts"
+    assert size["loss_pct_median"] < 50

@@ -1,0 +1,266 @@
+"""``python -m bench audio-room``: how large a meeting stays usable, as its users hear it.
+
+For each meeting size, bots join like real clients (``bench.join.join_one``: signaling
+plus a light WebRTC peer). Three *speakers* send a continuous Opus stream with a one-second
+cycle: 800 ms of silence, then a 200 ms tone burst, the three staggered by a third of a
+second. Three *probes* decode what they receive and time the onset of each burst: the
+mouth-to-ear latency is the burst's onset in the probe's downlink minus the moment the
+speaker sent its first burst packet (bots share one clock), so it covers the server's
+jitter buffer, the mixer tick, the re-encode and both network hops (loopback), but not a
+browser's playout buffer. Every bot counts the audio packets it receives: loss is one minus
+received over the 50 packets/s the server promises (chime-signaling-protocol.md §6.3).
+
+A size is *sustained* when loss stays under 1 % and the mouth-to-ear p95 under 150 ms.
+Chime caps a meeting at 250 attendees; so does Carillon's API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvloop
+
+from bench.join import Bot, Roster, join_one
+from bench.litepeer import LitePeer
+from bench.server import BenchServer
+from bench.stats import format_table, median, percentile
+from mediacodecs.opus import OpusDecoder, OpusEncoder
+from mediaserver.transport.certificate import DtlsCertificate
+
+__all__ = ["add_arguments", "run"]
+
+FRAME = 960
+CYCLE_FRAMES = 50
+"""One second of 20 ms frames."""
+BURST_FRAMES = 10
+SPEAKERS = 3
+PROBES = 3
+
+
+def _cycle(frequency: float) -> list[bytes]:
+    """One second of Opus frames: 40 silent, then a 200 ms tone (one encoder, in order)."""
+    encoder = OpusEncoder(1, 32000)
+    frames = []
+    t = np.arange(FRAME) / 48000
+    for i in range(CYCLE_FRAMES):
+        if i >= CYCLE_FRAMES - BURST_FRAMES:
+            phase = i * FRAME / 48000
+            pcm = (0.3 * 32767 * np.sin(2 * np.pi * frequency * (t + phase))).astype(np.int16)
+        else:
+            pcm = np.zeros(FRAME, dtype=np.int16)
+        frames.append(encoder.encode(pcm))
+    return frames
+
+
+@dataclass
+class Probe:
+    """Decodes a bot's downlink and records the times at which tone bursts begin."""
+
+    decoder: OpusDecoder = field(default_factory=lambda: OpusDecoder(1))
+    onsets: list[float] = field(default_factory=list)
+    quiet: int = 0
+
+    def feed(self, payload: bytes, now: float) -> None:
+        try:
+            pcm = self.decoder.decode(payload)
+        except ValueError:
+            return
+        loud = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > 1000.0
+        if loud and self.quiet >= 5:
+            self.onsets.append(now)
+        self.quiet = 0 if loud else self.quiet + 1
+
+
+class ProbePeer(LitePeer):
+    """A light peer that also decodes its audio for :class:`Probe`."""
+
+    probe: Probe
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(data) > 12 and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223:
+            srtp = self._srtp
+            if srtp is not None:
+                try:
+                    plain = srtp.unprotect_rtp(data)
+                except ValueError:
+                    self.srtp_errors += 1
+                    return
+                self.audio_packets += 1
+                if self.timings.first_audio is None:
+                    self.timings.first_audio = time.monotonic()
+                    self.first_audio_received.set()
+                offset = 12 + 4 * (plain[0] & 0x0F)
+                if plain[0] & 0x10:
+                    offset += 4 + 4 * int.from_bytes(plain[offset + 2 : offset + 4], "big")
+                self.probe.feed(plain[offset:], time.monotonic())
+                return
+        super().datagram_received(data, addr)
+
+
+class Speaker:
+    """Sends one staggered burst cycle; records when each burst's first packet leaves."""
+
+    def __init__(self, peer: LitePeer, frames: list[bytes], offset: float) -> None:
+        self.peer = peer
+        self.frames = frames
+        self.offset = offset
+        self.burst_times: list[float] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, t0: float) -> None:
+        self.task = asyncio.create_task(self._run(t0))
+
+    async def _run(self, t0: float) -> None:
+        peer = self.peer
+        loop = asyncio.get_running_loop()
+        start = loop.time() - (time.monotonic() - t0) + self.offset
+        index = 0
+        seq, ts, ssrc = 1000, 0, 0x5EED0000 + int(self.offset * 1000)
+        while True:
+            await asyncio.sleep(max(0.0, start + index * 0.02 - loop.time()))
+            srtp, transport, remote = peer._srtp, peer._transport, peer._remote
+            if srtp is None or transport is None or remote is None:
+                index += 1
+                continue
+            position = index % CYCLE_FRAMES
+            if position == CYCLE_FRAMES - BURST_FRAMES:
+                self.burst_times.append(time.monotonic())
+            header = bytes([0x80, remote.audio_payload_type]) + seq.to_bytes(2, "big")
+            header += ts.to_bytes(4, "big") + ssrc.to_bytes(4, "big")
+            transport.sendto(srtp.protect_rtp(header + self.frames[position]), remote.address)
+            seq = (seq + 1) & 0xFFFF
+            ts = (ts + FRAME) & 0xFFFFFFFF
+            index += 1
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def _latencies(onsets: list[float], bursts: list[float]) -> list[float]:
+    """Match each onset to the latest burst sent before it (within 400 ms)."""
+    out = []
+    for onset in onsets:
+        sent = [b for b in bursts if 0 <= onset - b < 0.4]
+        if sent:
+            out.append(onset - max(sent))
+    return out
+
+
+async def _size(server: BenchServer, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    roster = Roster(server)
+    attendees = await roster.attendees(size)
+    certificate = DtlsCertificate.generate()
+    probes: list[Probe] = []
+
+    async def join(index: int, meeting: dict[str, Any], attendee: dict[str, Any]) -> Bot:
+        if SPEAKERS <= index < SPEAKERS + PROBES:
+            probe = Probe()
+            probes.append(probe)
+
+            def factory(cert: DtlsCertificate) -> LitePeer:
+                peer = ProbePeer(cert)
+                peer.probe = probe
+                return peer
+
+            return await join_one(meeting, attendee, certificate, peer_factory=factory)
+        return await join_one(meeting, attendee, certificate)
+
+    bots: list[Bot] = []
+    step = max(1, int(args.join_rate))
+    for i in range(0, size, step):
+        chunk = attendees[i : i + step]
+        bots.extend(await asyncio.gather(*(join(i + j, m, a) for j, (m, a) in enumerate(chunk))))
+    speakers = [
+        Speaker(bots[k].peer, _cycle(500.0 + 300.0 * k), k / SPEAKERS) for k in range(SPEAKERS)
+    ]
+    t0 = time.monotonic()
+    for speaker in speakers:
+        speaker.start(t0)
+    await asyncio.sleep(2.0)  # speaker selection and jitter buffers settle
+    for probe in probes:
+        probe.onsets.clear()
+    before = [b.peer.audio_packets for b in bots]
+    sample_a = server.sample()
+    await asyncio.sleep(args.duration)
+    sample_b = server.sample()
+    received = [b.peer.audio_packets - n for b, n in zip(bots, before, strict=True)]
+    elapsed = sample_b.at - sample_a.at
+    bursts = sorted(t for s in speakers for t in s.burst_times)
+    latencies = [ms * 1000 for p in probes for ms in _latencies(p.onsets, bursts)]
+    for speaker in speakers:
+        speaker.stop()
+    await asyncio.gather(*(b.close() for b in bots))
+    expected = 50.0 * elapsed
+    loss = [max(0.0, 1.0 - r / expected) for r in received]
+    return {
+        "attendees": size,
+        "server_cpu": (sample_b.cpu_seconds - sample_a.cpu_seconds) / elapsed,
+        "server_rss_mb": sample_b.rss_bytes / 1e6,
+        "loss_pct_median": 100 * median(loss),
+        "loss_pct_p95": 100 * percentile(loss, 95),
+        "m2e_bursts": len(latencies),
+        "m2e_p50_ms": percentile(latencies, 50),
+        "m2e_p95_ms": percentile(latencies, 95),
+    }
+
+
+async def _one_run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        extra = ["--api-rate", "100000", "--api-burst", "100000"]
+        with BenchServer(extra_args=extra) as server:
+            results.append(await _size(server, size, args))
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sizes", default="10,50,100,250", help="attendees per meeting")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    parser.add_argument("--join-rate", type=float, default=50.0, help="joins per second")
+    parser.add_argument("--json", type=Path, default=None)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) > 1 and 1 in cpus:
+        os.sched_setaffinity(0, {1})
+    runs = [uvloop.run(_one_run(args)) for _ in range(args.runs)]
+    rows = []
+    medians = []
+    for i, size in enumerate(int(s) for s in args.sizes.split(",")):
+        m = {k: median([r[i][k] for r in runs]) for k in runs[0][i] if k != "attendees"}
+        m["attendees"] = size
+        m["sustained"] = m["loss_pct_p95"] < 1.0 and m["m2e_p95_ms"] < 150.0
+        medians.append(m)
+        rows.append([size, m["server_cpu"], m["server_rss_mb"], m["loss_pct_median"],
+                     m["loss_pct_p95"], m["m2e_p50_ms"], m["m2e_p95_ms"],
+                     "yes" if m["sustained"] else "no"])  # fmt: skip
+    sustained = [m["attendees"] for m in medians if m["sustained"]]
+    summary: dict[str, Any] = {
+        "command": f"python -m bench audio-room --runs {args.runs} --sizes {args.sizes} "
+        f"--duration {args.duration:g}",
+        "runs": runs,
+        "median": medians,
+        "largest_sustained": max(sustained) if sustained else 0,
+    }
+    print(f"\n{summary['command']}  (median of {args.runs} runs; 3 speakers, 3 probes)\n")
+    print(format_table(
+        ["attendees", "server CPU (cores)", "server RSS (MB)", "loss % (median)",
+         "loss % (p95 of bots)", "mouth-to-ear p50 (ms)", "mouth-to-ear p95 (ms)",
+         "sustained"], rows))  # fmt: skip
+    print(f"\nlargest meeting sustained (loss < 1 %, mouth-to-ear p95 < 150 ms): "
+          f"{summary['largest_sustained']}")  # fmt: skip
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+    return summary
