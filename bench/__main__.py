@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import audio_room, control_plane, join, mixer, sfu
+from bench import audio_room, churn, control_plane, join, mixer, sfu
 
 __all__ = ["main"]
 
@@ -24,6 +24,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     mixer.add_arguments(mx)
     ar = scenarios.add_parser("audio-room", help="the largest meeting users can hear well")
     audio_room.add_arguments(ar)
+    ch = scenarios.add_parser("churn", help="attendees joining and leaving continuously")
+    churn.add_churn_arguments(ch)
+    df = scenarios.add_parser("data-flood", help="data-message delivery and throttling")
+    churn.add_flood_arguments(df)
     sp = scenarios.add_parser("sfu", help="SFU forwarding rate and latency beside a bare loop")
     sfu.add_arguments(sp)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -35,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         mixer.run(args)
     elif args.scenario == "audio-room":
         audio_room.run(args)
+    elif args.scenario == "churn":
+        churn.run_churn(args)
+    elif args.scenario == "data-flood":
+        churn.run_flood(args)
     elif args.scenario == "sfu":
         sfu.run(args)
 

@@ -59,3 +59,14 @@ def test_audio_room_bench_smoke(tmp_path: Path) -> None:
     assert size["attendees"] == 7
     assert size["m2e_bursts"] > 0, "the probes heard the speakers' bursts"
     assert size["loss_pct_median"] < 50
+
+
+def test_churn_and_data_flood_bench_smoke(tmp_path: Path) -> None:
+    churn = _bench(tmp_path, "churn", "--concurrency", "3", "--duration", "2", "--stay", "0.3")
+    median = churn["median"]
+    assert isinstance(median, dict)
+    assert median["joins"] > 0 and median["failures"] == 0
+    flood = _bench(tmp_path, "data-flood", "--receivers", "3", "--duration", "3", "--rate", "150")
+    median = flood["median"]
+    assert isinstance(median, dict)
+    assert median["delivered_per_receiver"] == median["sent"] - median["throttled_back_to_sender"]
