@@ -30,6 +30,7 @@ import uvloop
 
 from bench.join import Bot, Roster, join_one
 from bench.litepeer import LitePeer
+from bench.plots import plot_audio_room
 from bench.server import BenchServer
 from bench.stats import format_table, median, percentile
 from mediacodecs.opus import OpusDecoder, OpusEncoder
@@ -228,6 +229,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--join-rate", type=float, default=50.0, help="joins per second")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--plot", type=Path, default=Path("bench-results/audio-room.png"), help="PNG to write"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -263,4 +267,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2))
+    print(f"plot: {plot_audio_room(summary, args.plot)}")
     return summary

@@ -52,7 +52,9 @@ def test_join_bench_smoke(tmp_path: Path) -> None:
 
 
 def test_audio_room_bench_smoke(tmp_path: Path) -> None:
-    result = _bench(tmp_path, "audio-room", "--sizes", "7", "--duration", "2")
+    plot = tmp_path / "audio-room.png"
+    result = _bench(tmp_path, "audio-room", "--sizes", "7", "--duration", "2", "--plot", str(plot))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "a PNG plot was written"
     medians = result["median"]
     assert isinstance(medians, list) and len(medians) == 1
     size: dict[str, float] = medians[0]
