@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import audio_room, churn, control_plane, join, mixer, sfu
+from bench import audio_room, churn, control_plane, join, mixer, sfu, video_meeting
 
 __all__ = ["main"]
 
@@ -28,6 +28,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     churn.add_churn_arguments(ch)
     df = scenarios.add_parser("data-flood", help="data-message delivery and throttling")
     churn.add_flood_arguments(df)
+    vm = scenarios.add_parser("video-meeting", help="frame rate and freezes of subscribers")
+    video_meeting.add_arguments(vm)
     sp = scenarios.add_parser("sfu", help="SFU forwarding rate and latency beside a bare loop")
     sfu.add_arguments(sp)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         churn.run_churn(args)
     elif args.scenario == "data-flood":
         churn.run_flood(args)
+    elif args.scenario == "video-meeting":
+        video_meeting.run(args)
     elif args.scenario == "sfu":
         sfu.run(args)
 

@@ -89,6 +89,8 @@ class LitePeer(asyncio.DatagramProtocol):
     decrypt: bool = False
     send_audio: bytes | None = None
     """An Opus frame to send every 20 ms once connected (None: send nothing)."""
+    receive_videos: int = 0
+    """``recvonly`` video m-lines (mids 2, 3, …) to offer, for remote videos (§3.3)."""
     timings: LitePeerTimings = field(default_factory=LitePeerTimings)
     audio_packets: int = 0
     audio_bytes: int = 0
@@ -198,6 +200,19 @@ class LitePeer(asyncio.DatagramProtocol):
             "a=rtcp-fb:96 nack pli",
             "a=rtcp-fb:96 goog-remb",
         ]
+        for mid in range(2, 2 + self.receive_videos):
+            lines += [
+                "m=video 9 UDP/TLS/RTP/SAVPF 96",
+                *common,
+                f"a=mid:{mid}",
+                "a=recvonly",
+                "a=rtpmap:96 VP8/90000",
+                "a=rtcp-fb:96 nack",
+                "a=rtcp-fb:96 nack pli",
+            ]
+        if self.receive_videos:
+            mids = " ".join(str(m) for m in range(2 + self.receive_videos))
+            lines[4] = f"a=group:BUNDLE {mids}"
         return "\r\n".join(lines) + "\r\n"
 
     def _check(self, nominate: bool) -> bytes:

@@ -72,3 +72,13 @@ def test_churn_and_data_flood_bench_smoke(tmp_path: Path) -> None:
     median = flood["median"]
     assert isinstance(median, dict)
     assert median["delivered_per_receiver"] == median["sent"] - median["throttled_back_to_sender"]
+
+
+def test_video_meeting_bench_smoke(tmp_path: Path) -> None:
+    result = _bench(
+        tmp_path, "video-meeting", "--publishers", "1", "--subscribers", "2", "--duration", "2"
+    )
+    median = result["median"]
+    assert isinstance(median, dict)
+    assert median["subscriptions"] == 2
+    assert median["fps_min"] > 5, "every subscriber receives the camera's frames"
