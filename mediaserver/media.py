@@ -18,7 +18,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,7 @@ class _Downlink:
         "audio",
         "audio_level_id",
         "audio_payload_type",
+        "bitrate_sample",
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
@@ -99,6 +100,7 @@ class _Downlink:
         "session_id",
         "source_id",
         "ssrc_streams",
+        "stream_bytes",
         "stream_ssrcs",
         "video_ssrcs",
     )
@@ -132,6 +134,9 @@ class _Downlink:
         """Publisher SSRC → stream id, learned from the RID header extension (RFC 8852)."""
         self.stream_ssrcs: dict[int, int] = {}
         self.nacks: dict[int, NackGenerator] = {}
+        self.stream_bytes: dict[int, int] = {}
+        """Bytes received per published stream, for BITRATES (§4.4)."""
+        self.bitrate_sample: tuple[float, dict[int, int]] | None = None
         """Loss detection per uplink video SSRC, for NACKs to the publisher."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
@@ -283,6 +288,7 @@ class MediaServer:
                 sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc
             )
         nacks.receive(seq, now)
+        publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
         outs = self.video.outs(stream_id)
         if not outs:
             return
@@ -453,6 +459,26 @@ class MediaServer:
                 tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
         self.video.subscribe(downlink, lines, now)
         return SubscribeResult(render_answer(plan), tuple(tracks))
+
+    def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
+        """Average bits/s per published stream of ``members`` since the previous call."""
+        rates: dict[int, int] = {}
+        for member in members:
+            downlink = self._downlinks.get(member)
+            if downlink is None:
+                continue
+            counts = dict(downlink.stream_bytes)
+            previous = downlink.bitrate_sample
+            downlink.bitrate_sample = (now, counts)
+            if previous is None or now <= previous[0]:
+                continue
+            elapsed = now - previous[0]
+            for stream_id, total in counts.items():
+                if stream_id in downlink.rid_streams.values():
+                    sent = total - previous[1].get(stream_id, 0)
+                    if sent > 0:
+                        rates[stream_id] = int(sent * 8 / elapsed)
+        return rates
 
     def publish(self, member: Member, stream_ids: list[int], now: float) -> None:
         """The member's camera (or content share) got these stream ids (first: forwarded)."""

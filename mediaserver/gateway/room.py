@@ -35,6 +35,7 @@ from signaling.messages import (
     AudioAttendeeState,
     AudioStatus,
     AudioStreamIdInfo,
+    Bitrate,
     CloseCode,
     DataMessage,
     FrameType,
@@ -135,6 +136,7 @@ class MeetingRoom:
         """Published video sources per meeting (Chime: 25 by default, up to 250)."""
         self.video_sources: dict[int, VideoSource] = {}
         self.level_reports = 0
+        self.bitrates_sent_at = 0.0
         """AUDIO_METADATA rounds sent (the own-strength frames go every fifth)."""
         self._next_video_stream_id = 1
         self._next_group_id = 1
@@ -441,6 +443,12 @@ class MeetingRoom:
                         audio_stream_id=member.audio_stream_id, signal_strength=own_level
                     )
                     member.session.send_audio_metadata([own])
+
+    def send_bitrates(self, rates: dict[int, int]) -> None:
+        """BITRATES to every member: the average bitrate of each sending stream (§4.4)."""
+        bitrates = [Bitrate(stream_id, bps) for stream_id, bps in sorted(rates.items())]
+        for member in self.live_members():
+            member.session.send_bitrates(bitrates)
 
     # -- administrative ends --------------------------------------------------------------
 

@@ -75,6 +75,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+BITRATES_INTERVAL = 4.0
+"""The client expects BITRATES about every 4 s (chime-signaling-protocol.md §4.4)."""
 MAX_CONTENT_SHARES = 2
 """Concurrent content shares per meeting (meetings-digest.md §3)."""
 
@@ -119,6 +121,10 @@ class MediaBackend(Protocol):
 
     def last_activity(self, member: Member) -> float | None:
         """Monotonic time of the last media packet received from ``member``'s peer."""
+        ...
+
+    def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
+        """Average bits/s of each video stream these members published since the last call."""
         ...
 
     def set_muted(self, member: Member, muted: bool) -> None: ...
@@ -288,6 +294,11 @@ class SignalingGateway:
                     if seen is not None and seen > member.last_activity:
                         member.last_activity = seen
             room.handle_timer(now)
+            if self.media is not None and now - room.bitrates_sent_at >= BITRATES_INTERVAL:
+                room.bitrates_sent_at = now
+                rates = self.media.stream_bitrates(room.members, now)
+                if rates:
+                    room.send_bitrates(rates)
             self._flush_room(room)
             if room.empty:
                 self.rooms.pop(room.meeting_id, None)

@@ -102,6 +102,17 @@ async def test_a_subscriber_switches_simulcast_layers(chime: Any, server: Server
         assert [size for size, _ in other.video_sizes["2"]] == [LOW]
         # A switch waits for a keyframe of the new layer, which the server asked for.
         assert camera.layers[1].keyframes >= 2
+        # BITRATES (§4.4, every 4 s) lists both layers as sending.
+        await client.wait_for(
+            lambda c: (
+                c.bitrates is not None
+                and {b.source_stream_id for b in c.bitrates.bitrates} >= {low, hi}
+            ),
+            T,
+            "BITRATES with both layers",
+        )
+        assert client.bitrates is not None
+        assert all(b.avg_bitrate_bps > 0 for b in client.bitrates.bitrates)
     finally:
         camera.close()
         await publisher.close()
