@@ -38,6 +38,10 @@ class ServerConfig:
     """Active-meeting quota; CreateMeeting beyond it answers LimitExceededException."""
     max_replicas_per_primary: int = 4
     """Replica meetings one primary meeting may have (Chime: 4, adjustable to 40)."""
+    audio_bitrate: int = 32000
+    """Opus bitrate of the mix each attendee receives, bits/s (6,000 to 64,000)."""
+    max_speakers: int = 3
+    """Active speakers mixed at once (the loudest, with hysteresis)."""
     log_level: str = "info"
     """Logging level: debug, info, warning or error."""
     log_json: bool = False
@@ -85,6 +89,8 @@ _HELP = {
     "api_burst": "API burst size (default %(default)s)",
     "max_active_meetings": "active-meeting quota (default %(default)s)",
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
+    "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
+    "max_speakers": "active speakers mixed at once (default %(default)s)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
     "webhook_urls": "POST meeting events to this URL (repeatable, or comma-separated)",
@@ -187,6 +193,10 @@ def _check(config: ServerConfig) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be 0-65535, not {port}")
     if config.api_rate <= 0 or config.api_burst < 1:
         raise SystemExit("--api-rate must be > 0 and --api-burst >= 1")
+    if not 6000 <= config.audio_bitrate <= 64000:
+        raise SystemExit("--audio-bitrate must be 6000-64000 (mono Opus)")
+    if not 1 <= config.max_speakers <= 16:
+        raise SystemExit("--max-speakers must be 1-16")
     if config.max_active_meetings < 1:
         raise SystemExit("--max-active-meetings must be >= 1")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):

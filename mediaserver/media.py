@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediacodecs import vp8
-from mediaserver.audio.egress import AudioSender, silence_frame
+from mediaserver.audio.egress import AudioSender
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
 from mediaserver.config import ServerConfig
@@ -165,8 +165,6 @@ class MediaServer:
         self.on_audio_levels: LevelsListener | None = None
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
-        self.max_speakers = 3
-        self._silence = silence_frame()
         self._ticker: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
         self.ticks = 0
@@ -530,7 +528,9 @@ class MediaServer:
         self.transport.add_peer(peer, now)
         mixer = self._mixers.get(meeting_id)
         if mixer is None:
-            mixer = self._mixers[meeting_id] = MixMinusMixer(max_speakers=self.max_speakers)
+            mixer = self._mixers[meeting_id] = MixMinusMixer(
+                max_speakers=self.config.max_speakers, bitrate=self.config.audio_bitrate
+            )
         source_id = member.attendee_id
         previous = self._sources.pop((meeting_id, source_id), None)
         if previous is not None:

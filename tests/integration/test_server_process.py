@@ -123,3 +123,13 @@ def test_aws_cli_smoke(tmp_path: Path) -> None:
         )  # fmt: skip
         assert missing.returncode == 255
         assert "NotFoundException" in missing.stderr
+
+
+def test_invalid_flags_are_refused(tmp_path: Path) -> None:
+    for flags in (["--audio-bitrate", "500"], ["--max-speakers", "0"], ["--http-port", "70000"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "mediaserver", "serve", "--data-dir", str(tmp_path), *flags],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode != 0
+        assert flags[0] in proc.stderr, proc.stderr
