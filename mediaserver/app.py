@@ -1,8 +1,9 @@
 """The composition root and the ``carillon`` command.
 
-``carillon serve`` builds the clock, the store, the registry, the control-plane API and
-(as the media issues land) the signaling gateway and the UDP media transport, then runs
-them on one uvloop event loop. This is the only module that wires parts together.
+``carillon serve`` builds the clock, the store, the registry, the control-plane API, the
+signaling gateway, the media server (UDP transport, mixers, video router), the event bus
+and the metrics, then runs them on one uvloop event loop. This is the only module that
+wires parts together.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class _UvicornServer(uvicorn.Server):
 
 
 class Server:
-    """One Carillon process: control plane (and, later, signaling and media)."""
+    """One Carillon process: control plane, signaling, media, events and metrics."""
 
     def __init__(self, config: ServerConfig, clock: Clock | None = None) -> None:
         self.config = config

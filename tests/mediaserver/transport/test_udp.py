@@ -51,7 +51,7 @@ def _check(peer: PeerTransport, password: str, nominate: bool = True) -> bytes:
     attributes = [username_attribute(f"{peer.local_ufrag}:cli1"), priority_attribute(1)]
     if nominate:
         attributes.append(use_candidate_attribute())
-    message = StunMessage(BINDING, StunClass.REQUEST, b"0123456789ab", attributes)
+    message = StunMessage(BINDING, StunClass.REQUEST, b"0123456789ab", tuple(attributes))
     return message.serialize(integrity_key=password.encode(), fingerprint=True)
 
 
