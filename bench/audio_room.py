@@ -63,11 +63,23 @@ def _cycle(frequency: float) -> list[bytes]:
 
 @dataclass
 class Probe:
-    """Decodes a bot's downlink and records the times at which tone bursts begin."""
+    """Decodes a bot's downlink, records when tone bursts begin, and estimates the
+    interarrival jitter of the downlink (RFC 3550 §6.4.1, in milliseconds)."""
 
     decoder: OpusDecoder = field(default_factory=lambda: OpusDecoder(1))
     onsets: list[float] = field(default_factory=list)
     quiet: int = 0
+    jitter_ms: float = 0.0
+    _last: tuple[float, int] | None = None
+
+    def arrived(self, timestamp: int, now: float) -> None:
+        """J += (|D| - J) / 16 with D the change in transit time (RFC 3550 §A.8)."""
+        if self._last is not None:
+            last_now, last_ts = self._last
+            rtp_elapsed = ((timestamp - last_ts) & 0xFFFFFFFF) / 48.0
+            transit_change = (now - last_now) * 1000 - rtp_elapsed
+            self.jitter_ms += (abs(transit_change) - self.jitter_ms) / 16
+        self._last = (now, timestamp)
 
     def feed(self, payload: bytes, now: float) -> None:
         try:
@@ -98,6 +110,7 @@ class ProbePeer(LitePeer):
                 if self.timings.first_audio is None:
                     self.timings.first_audio = time.monotonic()
                     self.first_audio_received.set()
+                self.probe.arrived(int.from_bytes(plain[4:8], "big"), time.monotonic())
                 offset = 12 + 4 * (plain[0] & 0x0F)
                 if plain[0] & 0x10:
                     offset += 4 + 4 * int.from_bytes(plain[offset + 2 : offset + 4], "big")
@@ -211,6 +224,7 @@ async def _size(server: BenchServer, size: int, args: argparse.Namespace) -> dic
         "m2e_bursts": len(latencies),
         "m2e_p50_ms": percentile(latencies, 50),
         "m2e_p95_ms": percentile(latencies, 95),
+        "jitter_ms": median([p.jitter_ms for p in probes]),
     }
 
 
@@ -247,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         m["sustained"] = m["loss_pct_p95"] < 1.0 and m["m2e_p95_ms"] < 150.0
         medians.append(m)
         rows.append([size, m["server_cpu"], m["server_rss_mb"], m["loss_pct_median"],
-                     m["loss_pct_p95"], m["m2e_p50_ms"], m["m2e_p95_ms"],
+                     m["loss_pct_p95"], m["m2e_p50_ms"], m["m2e_p95_ms"], m["jitter_ms"],
                      "yes" if m["sustained"] else "no"])  # fmt: skip
     sustained = [m["attendees"] for m in medians if m["sustained"]]
     summary: dict[str, Any] = {
@@ -261,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(format_table(
         ["attendees", "server CPU (cores)", "server RSS (MB)", "loss % (median)",
          "loss % (p95 of bots)", "mouth-to-ear p50 (ms)", "mouth-to-ear p95 (ms)",
-         "sustained"], rows))  # fmt: skip
+         "jitter (ms)", "sustained"], rows))  # fmt: skip
     print(f"\nlargest meeting sustained (loss < 1 %, mouth-to-ear p95 < 150 ms): "
           f"{summary['largest_sustained']}")  # fmt: skip
     if args.json is not None:
