@@ -16,10 +16,12 @@ from mediaserver.errors import LocalProtocolError, MalformedPacket
 __all__ = [
     "ABS_SEND_TIME_URI",
     "AUDIO_LEVEL_URI",
+    "DEPENDENCY_DESCRIPTOR_URI",
     "REPAIRED_RID_URI",
     "SDES_MID_URI",
     "SDES_RID_URI",
     "TRANSPORT_CC_URI",
+    "VIDEO_LAYERS_ALLOCATION_URI",
     "abs_send_time_from_seconds",
     "abs_send_time_to_seconds",
     "parse_abs_send_time",
@@ -49,6 +51,16 @@ REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 """Absolute send time, 24-bit 6.18 fixed-point seconds (webrtc.org experiment)."""
+
+DEPENDENCY_DESCRIPTOR_URI = (
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
+)
+"""The AV1 RTP specification's dependency descriptor (SVC layers)."""
+
+VIDEO_LAYERS_ALLOCATION_URI = (
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00"
+)
+"""Which simulcast/SVC layers the sender currently sends (webrtc.org experiment)."""
 
 
 def parse_audio_level(data: bytes) -> tuple[bool, int]:

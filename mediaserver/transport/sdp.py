@@ -27,6 +27,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from mediaserver.errors import InvalidArgument, MalformedMessage, UnsupportedError
+from mediaserver.rtp.extensions import (
+    ABS_SEND_TIME_URI,
+    AUDIO_LEVEL_URI,
+    DEPENDENCY_DESCRIPTOR_URI,
+    REPAIRED_RID_URI,
+    SDES_MID_URI,
+    SDES_RID_URI,
+    TRANSPORT_CC_URI,
+    VIDEO_LAYERS_ALLOCATION_URI,
+)
 
 __all__ = [
     "ABS_SEND_TIME_URI",
@@ -67,27 +77,12 @@ __all__ = [
     "video_slots",
 ]
 
-# RTP header extension URIs (RFC 8285 registry names and the WebRTC experiments).
-AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-"""Client-to-mixer audio level, RFC 6464."""
-TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-"""Transport-wide sequence number, draft-holmer-rmcat-transport-wide-cc-extensions-01."""
-ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-"""Absolute send time (6.18 fixed point seconds), used with REMB."""
-SDES_MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-"""The m-line's mid, RFC 8843 §15.2."""
-RTP_STREAM_ID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+# RTP header extension URIs (RFC 8285 registry names and the WebRTC experiments), defined
+# once in mediaserver.rtp.extensions; the SDP names are aliases.
+RTP_STREAM_ID_URI = SDES_RID_URI
 """The simulcast RID of a packet, RFC 8852 §3.1."""
-REPAIRED_RTP_STREAM_ID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+REPAIRED_RTP_STREAM_ID_URI = REPAIRED_RID_URI
 """The RID that an RTX packet repairs, RFC 8852 §3.2."""
-DEPENDENCY_DESCRIPTOR_URI = (
-    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension"
-)
-"""The AV1 RTP specification's dependency descriptor (used for SVC, spec §4.2)."""
-VIDEO_LAYERS_ALLOCATION_URI = (
-    "http://www.webrtc.org/experiments/rtp-hdrext/video-layers-allocation00"
-)
-"""Which simulcast/SVC layers the sender currently sends (spec §3.3)."""
 
 DEFAULT_HEADER_EXTENSIONS: frozenset[str] = frozenset(
     {
