@@ -176,6 +176,8 @@ class Server:
             # Signaling frames are small protobufs: compressing each one costs more CPU
             # than it saves bandwidth (measured with py-spy during join storms).
             ws_per_message_deflate=False,
+            ssl_certfile=self.config.tls_cert or None,
+            ssl_keyfile=self.config.tls_key or None,
         )
         http = _UvicornServer(uv_config)
         try:
@@ -204,7 +206,8 @@ class Server:
         gc.freeze()  # start-up objects need no more collection passes
         self.api.ready = True
         logger.info(
-            "carillon serving http://%s:%d (media udp %d)",
+            "carillon serving %s://%s:%d (media udp %d)",
+            "https" if self.config.tls else "http",
             self.config.host,
             self.config.http_port,
             self.config.udp_port,

@@ -28,6 +28,13 @@ class ServerConfig:
     """The single UDP port that carries every attendee's media."""
     public_host: str = ""
     """Address put in URLs and ICE candidates; empty means the same as ``host``."""
+    public_url: str = ""
+    """Base URL clients reach the HTTP/WebSocket listener at, e.g. ``https://meet.example.com``
+    behind a TLS-terminating proxy; empty means ``http(s)://<public host>:<http port>``."""
+    tls_cert: str = ""
+    """PEM certificate chain: serve HTTPS and WSS on ``http_port`` (with ``tls_key``)."""
+    tls_key: str = ""
+    """PEM private key of ``tls_cert``."""
     data_dir: Path = Path("carillon-data")
     """Directory of the SQLite store and the generated credentials."""
     api_rate: float = 10.0
@@ -78,12 +85,29 @@ class ServerConfig:
         """The host name or address clients are told to reach."""
         return self.public_host or self.host
 
+    @property
+    def tls(self) -> bool:
+        """Whether the HTTP/WebSocket listener itself speaks TLS."""
+        return bool(self.tls_cert)
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://authority`` of the HTTP/WebSocket listener as clients reach it."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{format_host(self.advertised_host)}:{self.http_port}"
+
 
 _HELP = {
     "host": "address to bind (default %(default)s)",
     "http_port": "TCP port for the API, signaling and the demo page (default %(default)s)",
     "udp_port": "UDP port for all media (default %(default)s)",
     "public_host": "address put in URLs and ICE candidates (default: --host)",
+    "public_url": "base URL of the API and signaling as clients reach them, e.g. "
+    "https://meet.example.com behind a TLS proxy (default: from --public-host and --http-port)",
+    "tls_cert": "PEM certificate chain: serve HTTPS/WSS (needs --tls-key)",
+    "tls_key": "PEM private key for --tls-cert",
     "data_dir": "directory for the SQLite store and credentials (default %(default)s)",
     "api_rate": "API requests per second (default %(default)s)",
     "api_burst": "API burst size (default %(default)s)",
@@ -187,6 +211,21 @@ def _split_list(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def _check(config: ServerConfig) -> None:
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    for name in ("tls_cert", "tls_key"):
+        path = getattr(config, name)
+        if path and not Path(path).is_file():
+            raise SystemExit(f"--{name.replace('_', '-')}: no such file: {path}")
+    if config.public_url and (
+        not config.public_url.startswith(("http://", "https://"))
+        or "?" in config.public_url
+        or "#" in config.public_url
+    ):
+        raise SystemExit(
+            f"--public-url must be an http:// or https:// URL without query, not "
+            f"{config.public_url!r}"
+        )
     for name in ("http_port", "udp_port"):
         port = getattr(config, name)
         if not 0 <= port <= 65535:

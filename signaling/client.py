@@ -27,6 +27,7 @@ import logging
 import platform
 import re
 import secrets
+import ssl
 import sys
 import time
 import zlib
@@ -92,6 +93,7 @@ __all__ = [
     "receive_stream_ids_for",
     "signaling_subprotocols",
     "signaling_url",
+    "websockets_connector",
 ]
 
 logger = logging.getLogger(__name__)
@@ -395,20 +397,25 @@ Connector = Callable[[str, list[str], float], Awaitable[SignalingTransport]]
 """``(url, subprotocols, open_timeout) → connected transport``; raises on handshake failure."""
 
 
-async def _websockets_connector(
-    url: str, subprotocols: list[str], open_timeout: float
-) -> SignalingTransport:
-    # Like a browser: no WebSocket-level keepalive pings (the protocol has its own), and no
-    # proxy from the environment.
-    connection = await websockets_connect(
-        url,
-        subprotocols=[Subprotocol(p) for p in subprotocols],
-        open_timeout=open_timeout,
-        ping_interval=None,
-        close_timeout=CLOSE_WAIT,
-        proxy=None,
-    )
-    return connection
+def websockets_connector(ssl_context: ssl.SSLContext | None = None) -> Connector:
+    """The default :data:`Connector`: ``websockets`` with ``ssl_context`` for ``wss://``
+    URLs (``None``: the system's trusted certificates)."""
+
+    async def connect(url: str, subprotocols: list[str], open_timeout: float) -> SignalingTransport:
+        # Like a browser: no WebSocket-level keepalive pings (the protocol has its own), and
+        # no proxy from the environment.
+        connection = await websockets_connect(
+            url,
+            subprotocols=[Subprotocol(p) for p in subprotocols],
+            open_timeout=open_timeout,
+            ping_interval=None,
+            close_timeout=CLOSE_WAIT,
+            proxy=None,
+            ssl=ssl_context if url.startswith("wss:") else None,
+        )
+        return connection
+
+    return connect
 
 
 @dataclass(slots=True)
@@ -433,6 +440,8 @@ class SignalingClient:
             only if the JOIN_ACK also says true.
         ping_interval: seconds between PINGs.
         connector: opens the transport; defaults to ``websockets.asyncio.client.connect``.
+        ssl_context: how the default connector checks a ``wss://`` server's certificate
+            (``None``: the system's trusted certificates).
         wall_clock: epoch seconds for ``timestamp_ms``.
 
     Attributes:
@@ -474,6 +483,7 @@ class SignalingClient:
         wants_compressed_sdp: bool = True,
         ping_interval: float = PING_INTERVAL,
         connector: Connector | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         wall_clock: Callable[[], float] = time.time,
         event_log_size: int = 10000,
     ) -> None:
@@ -488,7 +498,7 @@ class SignalingClient:
         )
         self.wants_compressed_sdp = wants_compressed_sdp
         self.ping_interval = ping_interval
-        self._connector = connector or _websockets_connector
+        self._connector = connector or websockets_connector(ssl_context)
         self._wall_clock = wall_clock
         self.log = logging.LoggerAdapter(
             logger, {"meeting": self.info.meeting_id, "attendee": self.info.attendee_id}

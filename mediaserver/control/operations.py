@@ -58,17 +58,20 @@ def media_placement(config: ServerConfig, meeting_id: str) -> dict[str, str]:
     unconditionally (chime-signaling-protocol.md §1.1).
     """
     host = format_host(config.advertised_host)
-    http = f"{host}:{config.http_port}"
+    base = config.base_url
+    # WebSocket URLs follow the HTTP scheme: wss:// whenever clients reach us over TLS
+    # (RFC 6455 §3), directly (--tls-cert) or through a proxy (--public-url https://...).
+    ws = "wss" + base[len("https") :] if base.startswith("https") else "ws" + base[len("http") :]
     return {
         "AudioHostUrl": f"{host}:{config.udp_port}",
-        "AudioFallbackUrl": f"ws://{http}/calls/{meeting_id}",
-        "SignalingUrl": f"ws://{http}/control/{meeting_id}",
-        "TurnControlUrl": f"http://{http}/v2/turn_sessions",
-        "ScreenDataUrl": f"ws://{http}/v2/screen/{meeting_id}",
-        "ScreenViewingUrl": f"ws://{http}/ws/connect?passcode=null&viewer_uuid=null"
+        "AudioFallbackUrl": f"{ws}/calls/{meeting_id}",
+        "SignalingUrl": f"{ws}/control/{meeting_id}",
+        "TurnControlUrl": f"{base}/v2/turn_sessions",
+        "ScreenDataUrl": f"{ws}/v2/screen/{meeting_id}",
+        "ScreenViewingUrl": f"{ws}/ws/connect?passcode=null&viewer_uuid=null"
         f"&X-BitHub-Call-Id={meeting_id}",
-        "ScreenSharingUrl": f"ws://{http}/v2/screen/{meeting_id}",
-        "EventIngestionUrl": f"http://{http}/v1/client-events",
+        "ScreenSharingUrl": f"{ws}/v2/screen/{meeting_id}",
+        "EventIngestionUrl": f"{base}/v1/client-events",
     }
 
 

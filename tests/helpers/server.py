@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,10 +42,19 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    cafile: Path | None = None
+    """The certificate to trust when the server was started with ``--tls-cert``."""
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.cafile is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client context trusting the server's certificate (``None`` without TLS)."""
+        if self.cafile is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.cafile))
 
     def start(self) -> None:
         env = {
@@ -86,7 +96,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.endpoint + "/health", timeout=1) as r:
+                url = self.endpoint + "/health"
+                with urllib.request.urlopen(url, timeout=1, context=self.ssl_context()) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -118,6 +129,7 @@ class ServerProcess:
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
+            verify=kwargs.pop("verify", str(self.cafile) if self.cafile is not None else None),
             region_name=kwargs.pop("region_name", "us-east-1"),
             aws_access_key_id=kwargs.pop("aws_access_key_id", ACCESS_KEY_ID),
             aws_secret_access_key=kwargs.pop("aws_secret_access_key", SECRET_ACCESS_KEY),
@@ -128,7 +140,10 @@ class ServerProcess:
 
 @contextmanager
 def running_server(
-    data_dir: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cafile: Path | None = None,
 ) -> Iterator[ServerProcess]:
     server = ServerProcess(
         data_dir=data_dir,
@@ -136,6 +151,7 @@ def running_server(
         udp_port=free_port(socket.SOCK_DGRAM),
         extra_args=extra_args or [],
         env=env or {},
+        cafile=cafile,
     )
     server.start()
     try:

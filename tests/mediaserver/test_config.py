@@ -1,0 +1,50 @@
+"""ServerConfig: TLS and public URL options (flags, environment, checks)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from mediaserver.config import ServerConfig, add_arguments, config_from_args
+from mediaserver.control.operations import media_placement
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return config_from_args(parser.parse_args(argv), environ or {})
+
+
+def test_base_url_follows_tls_and_bracketed_ipv6(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    assert parse([]).base_url == "http://127.0.0.1:8080"
+    tls = parse(["--tls-cert", str(cert), "--tls-key", str(key), "--public-host", "::1"])
+    assert tls.base_url == "https://[::1]:8080"
+    placement = media_placement(tls, "m")
+    assert placement["SignalingUrl"] == "wss://[::1]:8080/control/m"
+    assert placement["AudioHostUrl"] == "[::1]:3478"
+
+
+def test_public_url_from_the_environment_wins_over_host_and_port() -> None:
+    config = parse([], {"CARILLON_PUBLIC_URL": "http://proxy.test:81/"})
+    assert config.base_url == "http://proxy.test:81"
+    assert media_placement(config, "m")["ScreenDataUrl"] == "ws://proxy.test:81/v2/screen/m"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--tls-cert", "cert.pem"],
+        ["--tls-key", "key.pem"],
+        ["--tls-cert", "missing-cert.pem", "--tls-key", "missing-key.pem"],
+        ["--public-url", "ftp://x"],
+        ["--public-url", "https://x/?a=b"],
+    ],
+)
+def test_inconsistent_tls_or_url_options_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(argv)
