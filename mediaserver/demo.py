@@ -28,8 +28,8 @@ from typing import Any
 
 from mediaserver.clock import Clock
 from mediaserver.control.operations import Operations
-from mediaserver.control.ratelimit import TokenBucket
 from mediaserver.errors import InvalidArgument, NotFound, Throttled
+from mediaserver.ratelimit import TokenBucket
 from mediaserver.registry import Meeting, MeetingRegistry
 from mediaserver.types import MeetingId
 

@@ -21,7 +21,6 @@ from urllib.parse import unquote
 
 from mediaserver.clock import Clock
 from mediaserver.control.operations import ApiRequest, Operations
-from mediaserver.control.ratelimit import TokenBucket
 from mediaserver.control.router import UnknownOperation, match
 from mediaserver.control.sigv4 import verify_request
 from mediaserver.errors import (
@@ -33,6 +32,7 @@ from mediaserver.errors import (
     Throttled,
     TooManyTags,
 )
+from mediaserver.ratelimit import TokenBucket
 
 __all__ = ["MAX_BODY", "ControlApi", "error_response", "parse_query"]
 

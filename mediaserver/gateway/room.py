@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from mediaserver.control.ratelimit import TokenBucket
+from mediaserver.ratelimit import TokenBucket
 from mediaserver.registry.models import CONTENT_SUFFIX
 from signaling.messages import (
     AudioAttendeeState,

@@ -1,4 +1,4 @@
-"""Tests for mediaserver.control.ratelimit: explicit ``now`` values, no sleeping."""
+"""Tests for mediaserver.ratelimit: explicit ``now`` values, no sleeping."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mediaserver.control.ratelimit import TokenBucket
 from mediaserver.errors import InvalidArgument
+from mediaserver.ratelimit import TokenBucket
 
 T0 = 1000.0
 
