@@ -624,7 +624,7 @@ def _remote_ice(offer: SessionOffer) -> tuple[str, str, list[Fingerprint]]:
             sdp_fingerprints = list(section.fingerprints)
     if not ufrag or not pwd:
         raise MalformedMessage("the offer has no ICE credentials")
-    fingerprints = [Fingerprint.parse(f"{f.algorithm} {f.value}") for f in sdp_fingerprints]
+    fingerprints = list(sdp_fingerprints)
     if not fingerprints:
         raise MalformedMessage("the offer has no DTLS fingerprint")
     return ufrag, pwd, fingerprints

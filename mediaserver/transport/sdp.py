@@ -37,6 +37,7 @@ from mediaserver.rtp.extensions import (
     TRANSPORT_CC_URI,
     VIDEO_LAYERS_ALLOCATION_URI,
 )
+from mediaserver.transport.certificate import Fingerprint
 
 __all__ = [
     "ABS_SEND_TIME_URI",
@@ -129,22 +130,6 @@ _STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int | None]] = {
 # --------------------------------------------------------------------------------------------
 # Parsed offer.
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """A certificate fingerprint, ``a=fingerprint`` (RFC 8122 §5).
-
-    Attributes:
-        algorithm: the hash function name, lower case (``sha-256``).
-        value: upper-case hex byte pairs separated by colons.
-    """
-
-    algorithm: str
-    value: str
-
-    def __str__(self) -> str:
-        return f"{self.algorithm} {self.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,12 +487,11 @@ def _parse_params(text: str) -> dict[str, str]:
 
 
 def _parse_fingerprint(value: str, line_no: int) -> Fingerprint:
-    parts = value.split()
-    if len(parts) != 2 or not _TOKEN.fullmatch(parts[0]):
-        raise _fail(line_no, f"bad a=fingerprint value {value!r}")
-    if not _FINGERPRINT_VALUE.fullmatch(parts[1]):
-        raise _fail(line_no, f"bad a=fingerprint hex {parts[1]!r}")
-    return Fingerprint(parts[0].lower(), parts[1].upper())
+    """``a=fingerprint`` (RFC 8122 §5) as the DTLS layer checks it."""
+    try:
+        return Fingerprint.parse(value)
+    except MalformedMessage as exc:
+        raise _fail(line_no, f"bad a=fingerprint: {exc}") from None
 
 
 def _parse_ice_char(value: str, line_no: int, what: str, low: int) -> str:

@@ -129,9 +129,8 @@ def test_chrome_simulcast_offer_parses_field_by_field() -> None:
         assert section.ice_pwd == "uTVOCIjWCXWZuz71PeY7IzQd"
         assert section.ice_options == ("trickle",)
         assert section.fingerprints == (
-            Fingerprint(
-                "sha-256",
-                "B8:BC:7E:D7:E8:94:4A:5B:54:D0:40:8B:AE:3A:E6:3F:"
+            Fingerprint.parse(
+                "sha-256 B8:BC:7E:D7:E8:94:4A:5B:54:D0:40:8B:AE:3A:E6:3F:"
                 "45:5E:5D:BE:D3:47:0D:D7:6C:15:DC:C4:C7:65:BB:1C",
             ),
         )
@@ -279,7 +278,7 @@ def test_chime_codec_order_vector_lists_red_and_vp9_first() -> None:
 MINIMAL = (
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
     "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n"
-    "a=fingerprint:sha-256 AA:BB\r\n"
+    f"a=fingerprint:{FINGERPRINT}\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtcp-mux\r\n"
     "a=rtpmap:111 opus/48000/2\r\n"
 )
@@ -289,7 +288,7 @@ def test_minimal_offer_with_session_level_credentials() -> None:
     offer = parse_offer(MINIMAL)
     assert offer.ice_ufrag == "abcd"
     assert offer.media[0].ice_ufrag == "abcd"
-    assert offer.media[0].fingerprints == (Fingerprint("sha-256", "AA:BB"),)
+    assert offer.media[0].fingerprints == (Fingerprint.parse(FINGERPRINT),)
     assert offer.media[0].setup is None
 
 
@@ -327,7 +326,7 @@ def test_minimal_offer_with_session_level_credentials() -> None:
             "SDP line 8: m-line mid '0' has no a=ice-ufrag/a=ice-pwd",
         ),
         (
-            MINIMAL.replace("a=fingerprint:sha-256 AA:BB\r\n", ""),
+            MINIMAL.replace(f"a=fingerprint:{FINGERPRINT}\r\n", ""),
             "SDP line 8: m-line mid '0' has no a=fingerprint",
         ),
         (
@@ -335,8 +334,13 @@ def test_minimal_offer_with_session_level_credentials() -> None:
             "SDP line 6: bad a=ice-ufrag value 'ab' (4-256 ALPHA/DIGIT/+/)",
         ),
         (
-            MINIMAL.replace("sha-256 AA:BB", "sha-256 AA:B"),
-            "SDP line 8: bad a=fingerprint hex 'AA:B'",
+            MINIMAL.replace(FINGERPRINT, "sha-256 AA:B"),
+            "SDP line 8: bad a=fingerprint: "
+            "fingerprint is not colon-separated hex pairs: 'sha-256 AA:B'",
+        ),
+        (
+            MINIMAL.replace(FINGERPRINT, "sha-256 AA:BB"),
+            "SDP line 8: bad a=fingerprint: sha-256 fingerprint must have 32 bytes, not 2",
         ),
         (
             MINIMAL.replace("a=group:BUNDLE 0\r\n", "")
