@@ -223,7 +223,9 @@ class MeetingRegistry:
         )
         self._meetings[meeting.meeting_id] = meeting
         self.store.save_meeting(meeting.meeting_id, meeting.to_record())
-        logger.info("meeting %s created", meeting.meeting_id)
+        logger.info(
+            "meeting %s created", meeting.meeting_id, extra={"meeting_id": meeting.meeting_id}
+        )
         self._emit(MeetingCreated(meeting))
         return meeting
 
@@ -239,7 +241,12 @@ class MeetingRegistry:
         if self._meetings.pop(meeting.meeting_id, None) is None:
             return
         self.store.delete_meeting(meeting.meeting_id)
-        logger.info("meeting %s ended (%s)", meeting.meeting_id, reason)
+        logger.info(
+            "meeting %s ended (%s)",
+            meeting.meeting_id,
+            reason,
+            extra={"meeting_id": meeting.meeting_id},
+        )
         self._emit(MeetingEndedEvent(meeting, reason))
         for replica in [
             m for m in self._meetings.values() if m.primary_meeting_id == meeting.meeting_id
@@ -358,7 +365,12 @@ class MeetingRegistry:
         attendee = self.get_attendee(meeting, attendee_id)
         meeting.remove_attendee(attendee)
         self.store.delete_attendee(attendee.attendee_id)
-        logger.info("meeting %s attendee %s deleted", meeting.meeting_id, attendee.attendee_id)
+        logger.info(
+            "meeting %s attendee %s deleted",
+            meeting.meeting_id,
+            attendee.attendee_id,
+            extra={"meeting_id": meeting.meeting_id, "attendee_id": attendee.attendee_id},
+        )
         self._emit(AttendeeDeleted(meeting, attendee))
 
     def list_attendees(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,21 @@ def test_active_meeting_quota(registry: MeetingRegistry, clock: FakeClock) -> No
         registry.create_meeting(_params(), clock.wall())
     with pytest.raises(LimitExceeded):
         registry.create_meeting(_params(), clock.wall())
+
+
+def test_lifecycle_log_records_carry_meeting_and_attendee_ids(
+    registry: MeetingRegistry, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mediaserver.registry.registry")
+    meeting = registry.create_meeting(_params(), clock.wall())
+    alice = registry.create_attendee(meeting, "alice", None)
+    registry.delete_attendee(meeting, alice.attendee_id)
+    registry.delete_meeting(meeting.meeting_id, clock.wall())
+    ids = [
+        (getattr(r, "meeting_id", None), getattr(r, "attendee_id", None)) for r in caplog.records
+    ]
+    assert ids == [
+        (meeting.meeting_id, None),
+        (meeting.meeting_id, alice.attendee_id),
+        (meeting.meeting_id, None),
+    ]
