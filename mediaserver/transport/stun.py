@@ -224,9 +224,18 @@ class StunMessage:
             fingerprint: whether to append FINGERPRINT.
 
         Raises:
-            LocalProtocolError: the transaction id is not 12 bytes or an attribute is
-                invalid.
+            LocalProtocolError: the transaction id is not 12 bytes, an attribute is
+                invalid, or the attributes already hold the MESSAGE-INTEGRITY or
+                FINGERPRINT this call is asked to add (a receiver reads the first one,
+                RFC 5389 §15.4-15.5, so the new one would not be checked).
         """
+        added = (ATTR_MESSAGE_INTEGRITY,) * (integrity_key is not None) + (
+            ATTR_FINGERPRINT,
+        ) * fingerprint
+        if added and any(attribute.type in added for attribute in self.attributes):
+            raise LocalProtocolError(
+                "STUN message already has the MESSAGE-INTEGRITY/FINGERPRINT to be added"
+            )
         if len(self.transaction_id) != 12:
             raise LocalProtocolError(
                 f"STUN transaction id is {len(self.transaction_id)} bytes, expected 12"

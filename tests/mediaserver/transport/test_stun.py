@@ -383,7 +383,13 @@ def test_round_trip(message: StunMessage) -> None:
 
 @given(stun_messages(), st.binary(min_size=1, max_size=32))
 def test_signed_round_trip(message: StunMessage, key: bytes) -> None:
-    """Anything we sign verifies; aioice agrees on the fingerprint and integrity."""
+    """Anything we sign verifies; aioice agrees on the fingerprint and integrity.
+
+    A message that already carries either attribute is refused instead of signed."""
+    if any(a.type in (ATTR_MESSAGE_INTEGRITY, ATTR_FINGERPRINT) for a in message.attributes):
+        with pytest.raises(LocalProtocolError):
+            message.serialize(integrity_key=key, fingerprint=True)
+        return
     data = message.serialize(integrity_key=key, fingerprint=True)
     assert verify_integrity(data, key)
     assert verify_fingerprint(data)
@@ -425,3 +431,15 @@ def test_parse_of_stun_headed_garbage(body: bytes) -> None:
 def test_unknown_attributes_attribute() -> None:
     """UNKNOWN-ATTRIBUTES lists 16-bit types (RFC 5389 section 15.9)."""
     assert unknown_attributes_attribute([0x0003, 0x0004]).value == bytes.fromhex("00030004")
+
+
+def test_signing_refuses_a_message_that_already_has_integrity_or_fingerprint() -> None:
+    for kind in (ATTR_MESSAGE_INTEGRITY, ATTR_FINGERPRINT):
+        message = StunMessage(1, StunClass.REQUEST, bytes(12), (StunAttribute(kind, bytes(4)),))
+        with pytest.raises(LocalProtocolError):
+            message.serialize(integrity_key=b"key", fingerprint=True)
+    # Without signing, such attributes are written as they are (a relay of a parsed message).
+    message = StunMessage(
+        1, StunClass.REQUEST, bytes(12), (StunAttribute(ATTR_FINGERPRINT, bytes(4)),)
+    )
+    assert StunMessage.parse(message.serialize()) == message
