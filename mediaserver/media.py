@@ -34,14 +34,21 @@ from mediaserver.errors import (
     UnsupportedError,
 )
 from mediaserver.gateway.room import Member
-from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
+from mediaserver.rtp.packet import (
+    peek_extension,
+    peek_header,
+    peek_payload_offset,
+    peek_sequence_number,
+)
 from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
+from mediaserver.sfu import rtx
 from mediaserver.sfu.nack import NackGenerator
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
 from mediaserver.transport.sdp import (
     AnswerParams,
+    SectionAnswer,
     SessionOffer,
     VideoCodec,
     VideoSendAssignment,
@@ -90,18 +97,22 @@ class _Downlink:
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
+        "camera_rtx",
         "member",
         "mixer",
         "muted",
         "nacks",
         "peer",
+        "repaired_rid_ext_id",
         "rid_ext_id",
         "rid_streams",
+        "rtx_media_ssrcs",
         "session_id",
         "source_id",
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "video_rtx_ssrcs",
         "video_ssrcs",
     )
 
@@ -125,6 +136,11 @@ class _Downlink:
         self.camera_payload_types: frozenset[int] = frozenset()
         """Payload types of the codecs accepted on the camera m-line (uplink video)."""
         self.camera_codec: VideoCodec | None = None
+        self.camera_rtx: dict[int, int] = {}
+        """RTX payload type → its ``apt`` on the camera m-line (RFC 4588 §8.6)."""
+        self.rtx_media_ssrcs: dict[int, int] = {}
+        """Publisher RTX SSRC → the SSRC it repairs (``a=ssrc-group:FID``, or learned)."""
+        self.repaired_rid_ext_id: int | None = None
         self.camera_rids: tuple[str, ...] = ()
         """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
         self.rid_ext_id: int | None = None
@@ -140,6 +156,8 @@ class _Downlink:
         """Loss detection per uplink video SSRC, for NACKs to the publisher."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
+        self.video_rtx_ssrcs: dict[str, int] = {}
+        """The RTX SSRC of each downlink video m-line (RFC 4588), offered when it has RTX."""
         self.session_id = secrets.randbits(62)
         self.answers = 0
 
@@ -157,6 +175,8 @@ class MediaServer:
         self.transport.on_rtcp = self._on_rtcp
         self.video = VideoRouter(self._request_keyframe)
         self.video_forwarded = 0
+        self.video_repaired = 0
+        """Publisher RTX packets unwrapped and forwarded as the packets they repair."""
         self._downlinks: dict[Member, _Downlink] = {}
         self._mixers: dict[str, MixMinusMixer] = {}
         """One mixer per meeting id."""
@@ -243,6 +263,8 @@ class MediaServer:
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
                 self._forward_video(downlink, packet, ssrc, seq, now)
+            elif payload_type in downlink.camera_rtx:
+                self._repair_video(downlink, packet, payload_type, ssrc, now)
             return
         try:
             offset = peek_payload_offset(packet)
@@ -311,6 +333,47 @@ class MediaServer:
             peer.stats.bytes_out += len(data)
             sendto(data, address)
             self.video_forwarded += 1
+
+    def _repair_video(
+        self, publisher: _Downlink, packet: bytes, payload_type: int, rtx_ssrc: int, now: float
+    ) -> None:
+        """A publisher's RTX packet (answering our NACK, RFC 4588 §4) is unwrapped and
+        forwarded as the packet it repairs, filling the gap; padding-only probes end here."""
+        media_ssrc = publisher.rtx_media_ssrcs.get(rtx_ssrc)
+        if media_ssrc is None:
+            media_ssrc = self._identify_rtx(publisher, packet, rtx_ssrc)
+            if media_ssrc is None:
+                return
+        try:
+            original = rtx.unwrap(packet, publisher.camera_rtx[payload_type], media_ssrc)
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return
+        if original is None:
+            return
+        self.video_repaired += 1
+        self._forward_video(publisher, original, media_ssrc, peek_sequence_number(original), now)
+
+    def _identify_rtx(self, publisher: _Downlink, packet: bytes, rtx_ssrc: int) -> int | None:
+        """The SSRC an RTX stream repairs: by its repaired RID (RFC 8852 §4.4), or the only
+        uplink video stream."""
+        stream_id = 0
+        if publisher.repaired_rid_ext_id is not None:
+            try:
+                rid = peek_extension(packet, publisher.repaired_rid_ext_id)
+            except MalformedPacket:
+                rid = None
+            if rid:
+                stream_id = publisher.rid_streams.get(rid.decode("ascii", "replace"), 0)
+        if stream_id:
+            media_ssrc = publisher.stream_ssrcs.get(stream_id)
+        elif len(publisher.stream_ssrcs) == 1:
+            (media_ssrc,) = publisher.stream_ssrcs.values()
+        else:
+            media_ssrc = None
+        if media_ssrc is not None:
+            publisher.rtx_media_ssrcs[rtx_ssrc] = media_ssrc
+        return media_ssrc
 
     def _identify(self, publisher: _Downlink, packet: bytes, ssrc: int) -> int:
         """The stream a new uplink SSRC carries: the only one, or by its RID (RFC 8852)."""
@@ -411,7 +474,12 @@ class MediaServer:
                 ssrc = downlink.video_ssrcs.get(slot.mid)
                 if ssrc is None:
                     ssrc = downlink.video_ssrcs[slot.mid] = secrets.randbits(32) or 1
-                video_send[slot.mid] = VideoSendAssignment(ssrc=ssrc, codec=VideoCodec.VP8)
+                rtx_ssrc = downlink.video_rtx_ssrcs.get(slot.mid)
+                if rtx_ssrc is None:
+                    rtx_ssrc = downlink.video_rtx_ssrcs[slot.mid] = secrets.randbits(32) or 1
+                video_send[slot.mid] = VideoSendAssignment(
+                    ssrc=ssrc, codec=VideoCodec.VP8, rtx_ssrc=rtx_ssrc
+                )
                 # receive_stream_ids[k] belongs to the k-th video m-line (§3.3).
                 ids = event.receive_stream_ids
                 wanted[slot.mid] = ids[slot.index] if slot.index < len(ids) else 0
@@ -440,11 +508,13 @@ class MediaServer:
         downlink.camera_rids = camera.recv_rids if camera is not None else ()
         downlink.camera_codec = camera.video_codec if camera is not None else None
         downlink.rid_ext_id = plan.rid_id
+        downlink.repaired_rid_ext_id = plan.repaired_rid_id
         downlink.camera_payload_types = (
             frozenset(c.payload_type for c in camera.codecs if not c.is_rtx)
             if camera is not None and camera.direction != "inactive"
             else frozenset()
         )
+        _negotiate_camera_rtx(downlink, camera)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
         for mid, stream_id in wanted.items():
@@ -456,6 +526,13 @@ class MediaServer:
             if stream_id:
                 tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
         self.video.subscribe(downlink, lines, now)
+        for mid in lines:
+            section = plan.section(mid)
+            rtx_pt = section.rtx_payload_type
+            if section.rtx_ssrc is not None and rtx_pt is not None:
+                self.video.set_rtx(downlink, mid, section.rtx_ssrc, rtx_pt)
+            else:
+                self.video.set_rtx(downlink, mid, None, None)
         return SubscribeResult(render_answer(plan), tuple(tracks))
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
@@ -597,6 +674,25 @@ def _starts_keyframe(codec: VideoCodec | None, packet: bytes) -> bool:
         return vp8.is_keyframe(packet[peek_payload_offset(packet) :])
     except MalformedPacket:
         return False
+
+
+def _negotiate_camera_rtx(downlink: _Downlink, camera: SectionAnswer | None) -> None:
+    """Accept the publisher's RTX (RFC 4588) for the camera codecs the answer kept."""
+    if camera is None or not downlink.camera_payload_types:
+        downlink.camera_rtx = {}
+        downlink.rtx_media_ssrcs = {}
+        return
+    downlink.camera_rtx = {}
+    for codec in camera.codecs:
+        apt = codec.apt
+        if codec.is_rtx and apt is not None and apt in downlink.camera_payload_types:
+            downlink.camera_rtx[codec.payload_type] = apt
+    # RFC 4588 §8.3 / RFC 5576 §4.2: "FID <media ssrc> <rtx ssrc>".
+    downlink.rtx_media_ssrcs = {
+        group.ssrcs[1]: group.ssrcs[0]
+        for group in camera.offer.ssrc_groups
+        if group.semantics == "FID" and len(group.ssrcs) == 2
+    }
 
 
 def _meeting_id(member: Member) -> str:

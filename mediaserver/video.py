@@ -12,9 +12,10 @@ Switching an m-line to another stream (a simulcast layer, or another source) tak
 at the new stream's next keyframe, and a keyframe is requested at once (RTCP PLI, RFC 4585
 §6.3.1, at most every :data:`PLI_INTERVAL` seconds), so the subscriber's decoder never gets
 a delta frame without its reference. Each m-line keeps what it sent so the subscriber's
-NACKs are answered by resending the original packets (same SSRC and sequence number; RTX is
-not negotiated yet). Layer choice by bandwidth estimate, temporal-layer dropping and SVC
-come with the ``mediaserver.sfu`` cores; this module is where they plug in.
+NACKs are answered with RTX packets when the m-line negotiated RTX (RFC 4588), else by
+resending the original packets (same SSRC and sequence number). Layer choice by bandwidth
+estimate, temporal-layer dropping and SVC come with the ``mediaserver.sfu`` cores; this
+module is where they plug in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mediaserver.sfu.retransmission import RetransmissionBuffer
+from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
 
 __all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
 
@@ -86,8 +87,11 @@ class OutStream:
             self.ts_offset = (self.last_ts + _FRAME_TICKS - ts) & 0xFFFFFFFF
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self.last_seq = out_seq
-        self.last_ts = out_ts
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            # Only a newer packet moves the numbering on; a retransmitted one (RTX from
+            # the publisher) fills its gap without taking the numbering back.
+            self.last_seq = out_seq
+            self.last_ts = out_ts
         self.packets += 1
         head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
         body = strip_extensions(packet) if packet[0] & 0x10 else packet
@@ -159,6 +163,24 @@ class VideoRouter:
             return
         out.pending_stream_id = stream_id
         self.keyframe(stream_id, now, force=True)
+
+    def set_rtx(
+        self, subscriber: object, mid: str, ssrc: int | None, payload_type: int | None
+    ) -> None:
+        """Answer NACKs on ``mid`` with RTX on this SSRC and payload type (RFC 4588 §4),
+        or, with None, by resending the original packets."""
+        out = self._by_subscriber.get(subscriber, {}).get(mid)
+        if out is None:
+            return
+        current = out.history.rtx
+        if current is None and ssrc is None:
+            return
+        if current is not None and (current.ssrc, current.payload_type) == (ssrc, payload_type):
+            return
+        rtx = None
+        if ssrc is not None and payload_type is not None:
+            rtx = RtxParameters(ssrc, payload_type, secrets.randbelow(0x10000))
+        out.history = RetransmissionBuffer(rtx=rtx)
 
     def switch(self, out: OutStream) -> None:
         """The pending stream's keyframe arrived: ``out`` forwards it from now on."""
