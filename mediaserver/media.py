@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mediacodecs import vp8
 from mediaserver.audio.egress import AudioSender
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
@@ -34,6 +33,7 @@ from mediaserver.errors import (
     UnsupportedError,
 )
 from mediaserver.gateway.room import Member
+from mediaserver.keyframes import starts_keyframe
 from mediaserver.rtp.packet import (
     peek_extension,
     peek_header,
@@ -47,13 +47,18 @@ from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
 from mediaserver.transport.sdp import (
+    DEFAULT_CAMERA_CODECS,
+    DEPENDENCY_DESCRIPTOR_URI,
     AnswerParams,
+    MediaSection,
     SectionAnswer,
     SessionOffer,
     VideoCodec,
     VideoSendAssignment,
+    codec_intersection,
     parse_offer,
     plan_answer,
+    receive_codecs,
     render_answer,
     video_slots,
 )
@@ -83,6 +88,8 @@ class SubscribeResult:
 
     answer: str
     tracks: tuple[TrackMapping, ...]
+    receive_codecs: frozenset[VideoCodec] = frozenset()
+    """The video formats the offer can decode, for the meeting's codec intersection."""
 
 
 class _Downlink:
@@ -98,11 +105,13 @@ class _Downlink:
         "camera_payload_types",
         "camera_rids",
         "camera_rtx",
+        "dd_ext_id",
         "member",
         "mixer",
         "muted",
         "nacks",
         "peer",
+        "receive_codecs",
         "repaired_rid_ext_id",
         "rid_ext_id",
         "rid_streams",
@@ -112,6 +121,7 @@ class _Downlink:
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "video_codecs",
         "video_rtx_ssrcs",
         "video_ssrcs",
     )
@@ -141,6 +151,12 @@ class _Downlink:
         self.rtx_media_ssrcs: dict[int, int] = {}
         """Publisher RTX SSRC → the SSRC it repairs (``a=ssrc-group:FID``, or learned)."""
         self.repaired_rid_ext_id: int | None = None
+        self.dd_ext_id: int | None = None
+        """The AV1 dependency descriptor extension id, for key frame detection."""
+        self.receive_codecs: frozenset[VideoCodec] = frozenset()
+        """The video formats the member's offer can decode (spec §4.2 intersection)."""
+        self.video_codecs: dict[str, VideoCodec] = {}
+        """The format answered on each downlink video m-line."""
         self.camera_rids: tuple[str, ...] = ()
         """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
         self.rid_ext_id: int | None = None
@@ -315,14 +331,17 @@ class MediaServer:
         keyframe: bool | None = None
         sendto = self.transport.sendto
         for out in outs:
-            if out.stream_id != stream_id:
-                if keyframe is None:
-                    keyframe = _starts_keyframe(publisher.camera_codec, packet)
-                if not keyframe:
-                    continue
-                self.video.switch(out)
             subscriber = out.subscriber
             assert isinstance(subscriber, _Downlink)
+            if out.stream_id != stream_id:
+                if keyframe is None:
+                    keyframe = _starts_keyframe(publisher, packet)
+                # Only at a key frame, and only in a format the m-line was answered with.
+                if not keyframe or subscriber.video_codecs.get(out.mid) is not (
+                    publisher.camera_codec
+                ):
+                    continue
+                self.video.switch(out)
             peer = subscriber.peer
             srtp = peer.srtp
             address = peer.address
@@ -467,6 +486,10 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None or downlink.peer.remote_ufrag != ufrag:
             downlink = self._new_downlink(member, ufrag, pwd, fingerprints, now)
+        downlink.receive_codecs = receive_codecs(offer)
+        preferred = self.meeting_codecs(_meeting_id(member))
+        # The camera sends the meeting's codec when it can; other accepted codecs follow.
+        camera_codecs = preferred + tuple(c for c in DEFAULT_CAMERA_CODECS if c not in preferred)
         video_send = {}
         wanted: dict[str, int] = {}
         for slot in video_slots(offer):
@@ -477,12 +500,16 @@ class MediaServer:
                 rtx_ssrc = downlink.video_rtx_ssrcs.get(slot.mid)
                 if rtx_ssrc is None:
                     rtx_ssrc = downlink.video_rtx_ssrcs[slot.mid] = secrets.randbits(32) or 1
-                video_send[slot.mid] = VideoSendAssignment(
-                    ssrc=ssrc, codec=VideoCodec.VP8, rtx_ssrc=rtx_ssrc
-                )
                 # receive_stream_ids[k] belongs to the k-th video m-line (§3.3).
                 ids = event.receive_stream_ids
                 wanted[slot.mid] = ids[slot.index] if slot.index < len(ids) else 0
+                codec = self._downlink_codec(
+                    offer.section(slot.mid), wanted[slot.mid], camera_codecs
+                )
+                downlink.video_codecs[slot.mid] = codec
+                video_send[slot.mid] = VideoSendAssignment(
+                    ssrc=ssrc, codec=codec, rtx_ssrc=rtx_ssrc
+                )
         downlink.answers += 1
         plan = plan_answer(
             offer,
@@ -498,6 +525,7 @@ class MediaServer:
                 session_id=downlink.session_id,
                 session_version=downlink.answers,
                 mirror_simulcast=True,
+                camera_codecs=camera_codecs,
             ),
         )
         if plan.audio_payload_type is not None:
@@ -509,6 +537,7 @@ class MediaServer:
         downlink.camera_codec = camera.video_codec if camera is not None else None
         downlink.rid_ext_id = plan.rid_id
         downlink.repaired_rid_ext_id = plan.repaired_rid_id
+        downlink.dd_ext_id = plan.extension_id(DEPENDENCY_DESCRIPTOR_URI)
         downlink.camera_payload_types = (
             frozenset(c.payload_type for c in camera.codecs if not c.is_rtx)
             if camera is not None and camera.direction != "inactive"
@@ -533,7 +562,27 @@ class MediaServer:
                 self.video.set_rtx(downlink, mid, section.rtx_ssrc, rtx_pt)
             else:
                 self.video.set_rtx(downlink, mid, None, None)
-        return SubscribeResult(render_answer(plan), tuple(tracks))
+        return SubscribeResult(render_answer(plan), tuple(tracks), downlink.receive_codecs)
+
+    def meeting_codecs(self, meeting_id: str) -> tuple[VideoCodec, ...]:
+        """The formats every connected member of the meeting can decode, preferred first
+        (spec §4.2 ``supported_receive_codec_intersection``)."""
+        return codec_intersection(
+            d.receive_codecs
+            for d in self._downlinks.values()
+            if d.receive_codecs and _meeting_id(d.member) == meeting_id
+        )
+
+    def _downlink_codec(
+        self, section: MediaSection, stream_id: int, preferred: Sequence[VideoCodec]
+    ) -> VideoCodec:
+        """The format of a downlink m-line: the wanted stream's, when the m-line offers it,
+        else the most preferred one it offers."""
+        offered = [v for v in VideoCodec if any(v.matches(c) for c in section.codecs)]
+        publisher = self.video.publishers.get(stream_id)
+        if isinstance(publisher, _Downlink) and publisher.camera_codec in offered:
+            return publisher.camera_codec
+        return next((c for c in preferred if c in offered), VideoCodec.VP8)
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s per published stream of ``members`` since the previous call."""
@@ -665,15 +714,13 @@ class MediaServer:
         ]
 
 
-def _starts_keyframe(codec: VideoCodec | None, packet: bytes) -> bool:
-    """Whether ``packet`` starts a keyframe (VP8, RFC 7741 §4.3); other codecs are not
-    gated and switch at once."""
-    if codec is not VideoCodec.VP8:
-        return True
-    try:
-        return vp8.is_keyframe(packet[peek_payload_offset(packet) :])
-    except MalformedPacket:
+def _starts_keyframe(publisher: _Downlink, packet: bytes) -> bool:
+    """Whether ``packet`` starts a key frame of the publisher's codec, where a switch to
+    its stream can happen (see :func:`mediaserver.keyframes.starts_keyframe`)."""
+    codec = publisher.camera_codec
+    if codec is None:
         return False
+    return starts_keyframe(codec.payload_format, packet, publisher.dd_ext_id)
 
 
 def _negotiate_camera_rtx(downlink: _Downlink, camera: SectionAnswer | None) -> None:

@@ -40,6 +40,7 @@ from mediaserver.registry import (
     MeetingRegistry,
     RegistryEvent,
 )
+from mediaserver.transport.sdp import VideoCodec
 from mediaserver.types import AttendeeId
 from signaling.events import (
     AudioMuteChanged,
@@ -94,6 +95,9 @@ class SubscribeAnswer(Protocol):
 
     @property
     def tracks(self) -> Sequence[TrackMapping]: ...
+
+    @property
+    def receive_codecs(self) -> frozenset[VideoCodec]: ...
 
 
 class MediaBackend(Protocol):
@@ -562,6 +566,7 @@ class SignalingGateway:
                 duplex=event.duplex, error_status=400, error_description=str(exc)[:200]
             )
             return
+        room.set_receive_codecs(member, result.receive_codecs)
         descriptors = _video_send_streams(event)
         refusal = self._video_refusal(member, room, descriptors)
         allocations = None if refusal else room.publish(member, descriptors)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mediaserver.errors import InvalidArgument, MalformedMessage, UnsupportedError
@@ -70,9 +70,11 @@ __all__ = [
     "VideoSendAssignment",
     "VideoSlot",
     "build_answer",
+    "codec_intersection",
     "h264_profile",
     "parse_offer",
     "plan_answer",
+    "receive_codecs",
     "render_answer",
     "video_slots",
 ]
@@ -920,6 +922,9 @@ class VideoCodec(enum.Enum):
     VP8 = 1
     H264_BASELINE = 2
     H264_CONSTRAINED_BASELINE = 3
+    H264_MAIN = 4
+    H264_HIGH = 5
+    H264_CONSTRAINED_HIGH = 6
     VP9_PROFILE_0 = 8
     AV1_MAIN = 11
 
@@ -934,20 +939,61 @@ class VideoCodec(enum.Enum):
             return name == "av1" and codec.fmtp.get("profile", "0") == "0"
         if name != "h264" or codec.fmtp.get("packetization-mode", "0") != "1":
             return False
-        profile = h264_profile(codec.fmtp)
-        if self is VideoCodec.H264_CONSTRAINED_BASELINE:
-            return profile is H264Profile.CONSTRAINED_BASELINE
-        return profile is H264Profile.BASELINE
+        return _H264_PROFILES.get(self) is h264_profile(codec.fmtp)
+
+    @property
+    def payload_format(self) -> str:
+        """The RTP payload format's name (``vp8``, ``h264``, ``vp9``, ``av1``)."""
+        return self.name.split("_")[0].lower()
+
+
+_H264_PROFILES = {
+    VideoCodec.H264_BASELINE: H264Profile.BASELINE,
+    VideoCodec.H264_CONSTRAINED_BASELINE: H264Profile.CONSTRAINED_BASELINE,
+    VideoCodec.H264_MAIN: H264Profile.MAIN,
+    VideoCodec.H264_HIGH: H264Profile.HIGH,
+    VideoCodec.H264_CONSTRAINED_HIGH: H264Profile.CONSTRAINED_HIGH,
+}
 
 
 DEFAULT_CAMERA_CODECS: tuple[VideoCodec, ...] = (
     VideoCodec.VP8,
     VideoCodec.H264_CONSTRAINED_BASELINE,
     VideoCodec.H264_BASELINE,
+    VideoCodec.H264_MAIN,
     VideoCodec.VP9_PROFILE_0,
     VideoCodec.AV1_MAIN,
 )
 """The camera codecs the server accepts, most preferred first."""
+
+
+def receive_codecs(offer: SessionOffer) -> frozenset[VideoCodec]:
+    """The video formats the offerer can decode: those on its video m-lines.
+
+    Every live video m-line counts (the browser offers the same list on each); this is
+    what ``supported_receive_codec_intersection`` is computed from (spec §4.2).
+    """
+    found: set[VideoCodec] = set()
+    for section in offer.media:
+        if section.kind != "video" or section.rejected:
+            continue
+        for codec in section.codecs:
+            found.update(v for v in VideoCodec if v.matches(codec))
+    return frozenset(found)
+
+
+def codec_intersection(
+    capabilities: Iterable[frozenset[VideoCodec]],
+    preference: Sequence[VideoCodec] = DEFAULT_CAMERA_CODECS,
+) -> tuple[VideoCodec, ...]:
+    """The formats every receiver can decode, most preferred first (spec §4.2).
+
+    With no receiver at all every format of ``preference`` qualifies.
+    """
+    common = set(preference)
+    for capability in capabilities:
+        common &= capability
+    return tuple(codec for codec in preference if codec in common)
 
 
 # --------------------------------------------------------------------------------------------
