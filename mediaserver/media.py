@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from mediaserver.audio.egress import AudioSender
 from mediaserver.audio.mixer import MixMinusMixer
@@ -43,6 +43,7 @@ from mediaserver.rtp.packet import (
 from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
 from mediaserver.sfu import rtx
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
@@ -63,7 +64,7 @@ from mediaserver.transport.sdp import (
     video_slots,
 )
 from mediaserver.transport.udp import UdpMediaTransport, bind_socket
-from mediaserver.video import VideoRouter
+from mediaserver.video import OutStream, VideoRouter
 from signaling.events import SubscribeReceived
 from signaling.messages import TrackMapping
 
@@ -124,6 +125,7 @@ class _Downlink:
         "video_codecs",
         "video_rtx_ssrcs",
         "video_ssrcs",
+        "view_parsers",
     )
 
     def __init__(
@@ -156,6 +158,8 @@ class _Downlink:
         self.receive_codecs: frozenset[VideoCodec] = frozenset()
         """The video formats the member's offer can decode (spec §4.2 intersection)."""
         self.video_codecs: dict[str, VideoCodec] = {}
+        self.view_parsers: dict[int, PacketViewParser] = {}
+        """Uplink SSRC → the parser of its packets' layer facts (for layer dropping)."""
         """The format answered on each downlink video m-line."""
         self.camera_rids: tuple[str, ...] = ()
         """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
@@ -329,6 +333,7 @@ class MediaServer:
         if not outs:
             return
         keyframe: bool | None = None
+        view: PacketView | None = None
         sendto = self.transport.sendto
         for out in outs:
             subscriber = out.subscriber
@@ -347,7 +352,18 @@ class MediaServer:
             address = peer.address
             if srtp is None or address is None:
                 continue
-            data = srtp.protect_rtp(out.forward(packet, now))
+            if out.layer_target is None or publisher.camera_codec not in _LAYERED_CODECS:
+                plain = out.forward(packet, now)
+            else:
+                if view is None:
+                    view = self._view(publisher, packet, ssrc)
+                    if view is None:
+                        return
+                layered = self._forward_layers(publisher, out, view, stream_id, now)
+                if layered is None:
+                    continue
+                plain = layered
+            data = srtp.protect_rtp(plain)
             peer.stats.rtp_out += 1
             peer.stats.bytes_out += len(data)
             sendto(data, address)
@@ -393,6 +409,37 @@ class MediaServer:
         if media_ssrc is not None:
             publisher.rtx_media_ssrcs[rtx_ssrc] = media_ssrc
         return media_ssrc
+
+    def _forward_layers(
+        self, publisher: _Downlink, out: OutStream, view: PacketView, stream_id: int, now: float
+    ) -> bytes | None:
+        """The packet for an m-line with a layer target, or None when its layer is dropped
+        (mediaserver.video_layers)."""
+        layers = out.layers
+        if layers is None:
+            assert publisher.camera_codec is not None
+            layers = self.video.engage_layers(out, publisher.camera_codec.payload_format, now)
+        plain = out.forward_layers(view, stream_id, now)
+        if layers.keyframe_wanted:
+            self.video.keyframe(stream_id, now)
+        return plain
+
+    def _view(self, publisher: _Downlink, packet: bytes, ssrc: int) -> PacketView | None:
+        """The layer facts of an uplink packet, read once for every m-line dropping layers."""
+        parser = publisher.view_parsers.get(ssrc)
+        if parser is None:
+            codec = publisher.camera_codec
+            fmt = codec.payload_format if codec is not None else "opaque"
+            if fmt == "av1" and publisher.dd_ext_id is None:
+                fmt = "opaque"  # No dependency descriptor: no layers to read.
+            parser = publisher.view_parsers[ssrc] = PacketViewParser(
+                cast(PayloadFormat, fmt), dependency_descriptor_id=publisher.dd_ext_id
+            )
+        try:
+            return parser.parse(packet)
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return None
 
     def _identify(self, publisher: _Downlink, packet: bytes, ssrc: int) -> int:
         """The stream a new uplink SSRC carries: the only one, or by its RID (RFC 8852)."""
@@ -712,6 +759,10 @@ class MediaServer:
             {"peer": d.peer.key, "rtp_in": d.peer.stats.rtp_in, "rtp_out": d.peer.stats.rtp_out}
             for d in self._downlinks.values()
         ]
+
+
+_LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})
+"""Formats whose layers an m-line can drop (mediaserver.video_layers)."""
 
 
 def _starts_keyframe(publisher: _Downlink, packet: bytes) -> bool:

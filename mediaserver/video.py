@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
+from mediaserver.sfu.view import PacketView
+from mediaserver.video_layers import LayerControl
 
 __all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
 
@@ -70,6 +72,30 @@ class OutStream:
     packets: int = 0
     history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
     """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
+    layer_target: tuple[int, int] | None = None
+    """``(spatial, temporal)`` cap set by :meth:`VideoRouter.set_layer_target`, or None."""
+    layers: LayerControl | None = None
+    """Layer dropping and gapless numbering, once a target was set (mediaserver.video_layers)."""
+
+    def forward_layers(self, view: PacketView, stream_id: int, now: float) -> bytes | None:
+        """:meth:`forward` through :attr:`layers`: the packet renumbered without the gaps of
+        dropped layers, or None when it is not for this subscriber."""
+        layers = self.layers
+        assert layers is not None
+        decided = layers.decide(view, stream_id, now)
+        if decided is None:
+            return None
+        out_seq, out_ts, marker = decided
+        packet = view.data
+        self.last_seq = out_seq
+        self.last_ts = out_ts
+        self.source_ssrc = view.ssrc
+        self.packets += 1
+        head = bytes([packet[0] & 0xEF, (0x80 if marker else 0) | self.payload_type])
+        body = strip_extensions(packet) if packet[0] & 0x10 else packet
+        out = head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+        self.history.store(out[:12], out, now)
+        return out
 
     def forward(self, packet: bytes, now: float) -> bytes:
         """:meth:`rewrite`, remembering the result for retransmissions."""
@@ -182,11 +208,40 @@ class VideoRouter:
             rtx = RtxParameters(ssrc, payload_type, secrets.randbelow(0x10000))
         out.history = RetransmissionBuffer(rtx=rtx)
 
+    def set_layer_target(self, subscriber: object, mid: str, spatial: int, temporal: int) -> None:
+        """Cap the layers forwarded on ``mid`` to ``(spatial, temporal)`` (for the bandwidth
+        allocator; :data:`~mediaserver.sfu.layers.MAX_LAYER` means every layer).
+
+        Temporal layers of VP8, and the spatial and temporal layers of VP9 SVC and AV1,
+        are dropped above the target; the change takes effect where the decoder can follow
+        (a frame start, a switching point, a key frame). Simulcast streams are chosen with
+        :meth:`select`. Formats without layers (H.264) ignore the target.
+        """
+        out = self._by_subscriber.get(subscriber, {}).get(mid)
+        if out is None:
+            return
+        out.layer_target = (spatial, temporal)
+        if out.layers is not None:
+            out.layers.set_target(spatial, temporal)
+
+    def engage_layers(self, out: OutStream, payload_format: str, now: float) -> LayerControl:
+        """Start dropping layers on ``out`` (its target is set), numbering on from where it
+        is; SVC formats wait for a key frame, which is requested."""
+        assert out.layer_target is not None
+        layers = out.layers = LayerControl(
+            payload_format, out.last_seq + 1, out.last_ts + _FRAME_TICKS
+        )
+        layers.set_target(*out.layer_target)
+        if payload_format != "vp8" and out.stream_id:
+            self.keyframe(out.stream_id, now, force=True)
+        return layers
+
     def switch(self, out: OutStream) -> None:
         """The pending stream's keyframe arrived: ``out`` forwards it from now on."""
         out.stream_id = out.pending_stream_id
         out.pending_stream_id = 0
         out.source_ssrc = None
+        out.layers = None  # Re-engaged for the new stream's format, numbering on.
         self._rebuild()
 
     def pause(self, subscriber: object, stream_ids: set[int], paused: bool, now: float) -> None:
