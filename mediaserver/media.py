@@ -122,7 +122,7 @@ class _Downlink:
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
-        "video_codecs",
+        "video_formats",
         "video_rtx_ssrcs",
         "video_ssrcs",
         "view_parsers",
@@ -157,10 +157,10 @@ class _Downlink:
         """The AV1 dependency descriptor extension id, for key frame detection."""
         self.receive_codecs: frozenset[VideoCodec] = frozenset()
         """The video formats the member's offer can decode (spec §4.2 intersection)."""
-        self.video_codecs: dict[str, VideoCodec] = {}
+        self.video_formats: dict[str, dict[VideoCodec, tuple[int, int | None]]] = {}
+        """Per downlink video m-line, the formats answered → (payload type, RTX type)."""
         self.view_parsers: dict[int, PacketViewParser] = {}
         """Uplink SSRC → the parser of its packets' layer facts (for layer dropping)."""
-        """The format answered on each downlink video m-line."""
         self.camera_rids: tuple[str, ...] = ()
         """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
         self.rid_ext_id: int | None = None
@@ -342,11 +342,11 @@ class MediaServer:
                 if keyframe is None:
                     keyframe = _starts_keyframe(publisher, packet)
                 # Only at a key frame, and only in a format the m-line was answered with.
-                if not keyframe or subscriber.video_codecs.get(out.mid) is not (
-                    publisher.camera_codec
-                ):
+                formats = subscriber.video_formats.get(out.mid)
+                if not keyframe or formats is None or publisher.camera_codec not in formats:
                     continue
                 self.video.switch(out)
+                self._use_format(subscriber, out, formats[publisher.camera_codec])
             peer = subscriber.peer
             srtp = peer.srtp
             address = peer.address
@@ -409,6 +409,17 @@ class MediaServer:
         if media_ssrc is not None:
             publisher.rtx_media_ssrcs[rtx_ssrc] = media_ssrc
         return media_ssrc
+
+    def _use_format(
+        self, subscriber: _Downlink, out: OutStream, payload_types: tuple[int, int | None]
+    ) -> None:
+        """Send on ``out`` with this format's payload type (and its RTX payload type)."""
+        payload_type, rtx_payload_type = payload_types
+        if out.payload_type == payload_type:
+            return
+        out.payload_type = payload_type
+        rtx_ssrc = subscriber.video_rtx_ssrcs.get(out.mid) if rtx_payload_type else None
+        self.video.set_rtx(subscriber, out.mid, rtx_ssrc, rtx_payload_type)
 
     def _forward_layers(
         self, publisher: _Downlink, out: OutStream, view: PacketView, stream_id: int, now: float
@@ -553,9 +564,11 @@ class MediaServer:
                 codec = self._downlink_codec(
                     offer.section(slot.mid), wanted[slot.mid], camera_codecs
                 )
-                downlink.video_codecs[slot.mid] = codec
+                # Every other format too, so the m-line follows publishers that move to
+                # another codec when the meeting's intersection changes (§4.2).
+                alternatives = tuple(c for c in camera_codecs if c is not codec)
                 video_send[slot.mid] = VideoSendAssignment(
-                    ssrc=ssrc, codec=codec, rtx_ssrc=rtx_ssrc
+                    ssrc=ssrc, codec=codec, rtx_ssrc=rtx_ssrc, alternatives=alternatives
                 )
         downlink.answers += 1
         plan = plan_answer(
@@ -581,7 +594,12 @@ class MediaServer:
         downlink.audio_level_id = plan.audio_level_id
         camera = plan.camera
         downlink.camera_rids = camera.recv_rids if camera is not None else ()
+        codec_before = downlink.camera_codec
         downlink.camera_codec = camera.video_codec if camera is not None else None
+        if codec_before is not None and downlink.camera_codec is not codec_before:
+            # The camera moved to another codec: its subscribers restart at a key frame,
+            # in the payload type their m-line has for it.
+            self.video.restart(self.video.streams_of(downlink), now)
         downlink.rid_ext_id = plan.rid_id
         downlink.repaired_rid_ext_id = plan.repaired_rid_id
         downlink.dd_ext_id = plan.extension_id(DEPENDENCY_DESCRIPTOR_URI)
@@ -595,6 +613,10 @@ class MediaServer:
         tracks: list[TrackMapping] = []
         for mid, stream_id in wanted.items():
             section = plan.section(mid)
+            assignment = video_send[mid]
+            downlink.video_formats[mid] = section.format_payload_types(
+                (assignment.codec, *assignment.alternatives)
+            )
             ssrc = downlink.video_ssrcs[mid]
             if section.payload_type is None:
                 continue

@@ -144,7 +144,9 @@ class VideoRouter:
             new = self.publishers.get(stream_id) is not publisher
             self.publishers[stream_id] = publisher
             if new and self._outs.get(stream_id):
-                self.keyframe(stream_id, now)
+                # Another connection (maybe another codec) publishes the stream now: its
+                # m-lines start again at its first key frame.
+                self.restart([stream_id], now)
 
     def unpublish(self, publisher: object) -> None:
         self.publish(publisher, [], 0.0)
@@ -235,6 +237,17 @@ class VideoRouter:
         if payload_format != "vp8" and out.stream_id:
             self.keyframe(out.stream_id, now, force=True)
         return layers
+
+    def restart(self, stream_ids: list[int], now: float) -> None:
+        """The publisher of ``stream_ids`` changed codec: the m-lines forwarding them start
+        again at the next key frame (one is requested)."""
+        for lines in self._by_subscriber.values():
+            for out in lines.values():
+                if out.stream_id in stream_ids and not out.pending_stream_id:
+                    out.stream_id, out.pending_stream_id = 0, out.stream_id
+        for stream_id in stream_ids:
+            self.keyframe(stream_id, now, force=True)
+        self._rebuild()
 
     def switch(self, out: OutStream) -> None:
         """The pending stream's keyframe arrived: ``out`` forwards it from now on."""

@@ -1010,12 +1010,17 @@ class VideoSendAssignment:
         codec: the format forwarded on it (the publisher's negotiated codec).
         rtx_ssrc: the RTX SSRC, or None to send without RTX (RFC 4588).
         track_id: the msid track id; default ``track_<mid>``.
+        alternatives: further formats listed after ``codec`` when the m-line offers them,
+            so that the forwarded format can change without a renegotiation (the
+            meeting's codec changed and publishers moved to it); the payload type in
+            each packet says which one it is (RFC 3264 §6.1 allows several).
     """
 
     ssrc: int
     codec: VideoCodec
     rtx_ssrc: int | None = None
     track_id: str | None = None
+    alternatives: tuple[VideoCodec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1173,6 +1178,20 @@ class SectionAnswer:
         """The RTX payload type of :attr:`payload_type`, or None."""
         pt = self.payload_type
         return None if pt is None else self.rtx_map.get(pt)
+
+    def format_payload_types(
+        self, formats: Sequence[VideoCodec]
+    ) -> dict[VideoCodec, tuple[int, int | None]]:
+        """Each of ``formats`` listed in this answer → (payload type, its RTX payload type)."""
+        rtx_map = self.rtx_map
+        found: dict[VideoCodec, tuple[int, int | None]] = {}
+        for codec in self.codecs:
+            if codec.is_rtx:
+                continue
+            fmt = next((f for f in formats if f not in found and f.matches(codec)), None)
+            if fmt is not None:
+                found[fmt] = (codec.payload_type, rtx_map.get(codec.payload_type))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -1470,9 +1489,14 @@ def _plan_video_send(section: MediaSection, params: AnswerParams) -> SectionAnsw
         raise UnsupportedError(
             f"video m-line mid {section.mid!r} does not offer {assignment.codec.name}"
         )
+    primaries = [codec]
+    for alternative in assignment.alternatives:
+        extra = next((c for c in section.codecs if alternative.matches(c)), None)
+        if extra is not None and all(extra is not c for c in primaries):
+            primaries.append(extra)
     extmaps = _keep_extensions(section, params)
     use_rtx = params.use_rtx and assignment.rtx_ssrc is not None
-    codecs = _with_rtx(section, (codec,), params.video_feedback, extmaps, use_rtx)
+    codecs = _with_rtx(section, primaries, params.video_feedback, extmaps, use_rtx)
     has_rtx = any(c.is_rtx for c in codecs)
     track = assignment.track_id or f"track_{section.mid}"
     return SectionAnswer(

@@ -3,6 +3,8 @@ downlink m-lines answered with each codec (captured offers in tests/vectors/sdp)
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mediaserver.transport.sdp import (
@@ -99,3 +101,23 @@ def test_packetization_mode_0_is_never_h264_here() -> None:
     (section,) = [s for s in offer.media if s.mid == "1"]
     mode0 = [c for c in section.codecs if c.fmtp.get("packetization-mode") == "0"]
     assert mode0 and not any(v.matches(c) for c in mode0 for v in VideoCodec)
+
+
+def test_a_downlink_also_lists_the_meeting_codec_with_its_own_payload_types() -> None:
+    offer = load_offer("chrome_chime_codec_order_offer.sdp")
+    params = make_params(offer, send_codec=V.VP8)
+    (mid,) = params.video_send
+    assignment = params.video_send[mid]
+    params = dataclasses.replace(
+        params,
+        video_send={
+            mid: dataclasses.replace(
+                assignment, alternatives=(V.H264_CONSTRAINED_BASELINE, V.VP8, V.H264_HIGH)
+            )
+        },
+    )
+    (downlink,) = plan_answer(offer, params).video_send
+    assert [c.payload_type for c in downlink.codecs] == [96, 97, 108, 109]
+    assert downlink.payload_type == 96, "the forwarded codec first"
+    formats = downlink.format_payload_types((V.VP8, V.H264_CONSTRAINED_BASELINE, V.H264_HIGH))
+    assert formats == {V.VP8: (96, 97), V.H264_CONSTRAINED_BASELINE: (108, 109)}
