@@ -178,6 +178,7 @@ async def test_the_meeting_moves_to_a_codec_a_newcomer_can_decode(
         assert re.search(r"a=mid:1\r\n(?:(?!m=).*\r\n)*?a=rtpmap:\d+ VP8/", ack.sdp_answer)
         await cameras[0].set_answer(ack.sdp_answer)
         stream_id = ack.allocations[0].stream_id
+        assert stream_id
         await first.wait_for(lambda c: bool(c.index_sources), T, "INDEX")
         answer = await first.subscribe(
             await first_peer.create_offer(), receive_stream_ids=[0, stream_id]
