@@ -243,8 +243,10 @@ class VideoRouter:
         again at the next key frame (one is requested)."""
         for lines in self._by_subscriber.values():
             for out in lines.values():
-                if out.stream_id in stream_ids and not out.pending_stream_id:
-                    out.stream_id, out.pending_stream_id = 0, out.stream_id
+                if out.stream_id in stream_ids:
+                    # Nothing more of the old stream; a pending switch stays pending.
+                    out.pending_stream_id = out.pending_stream_id or out.stream_id
+                    out.stream_id = 0
         for stream_id in stream_ids:
             self.keyframe(stream_id, now, force=True)
         self._rebuild()

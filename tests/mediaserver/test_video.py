@@ -98,3 +98,16 @@ def test_a_codec_change_restarts_the_m_lines_at_a_keyframe() -> None:
     assert requests == [4] and router.outs(4) == (out,)
     idle = router.out_for_ssrc(other, 60)
     assert idle is not None and idle.stream_id == 0, "m-lines of other streams are untouched"
+
+
+def test_a_restart_keeps_a_pending_layer_switch() -> None:
+    router = VideoRouter(lambda publisher, stream_id, now: None)
+    publisher, viewer = object(), object()
+    router.publish(publisher, [4, 5], now=0.0)
+    router.subscribe(viewer, {"2": (50, 96, 4)}, now=0.0)
+    (out,) = router.outs(4)
+    router.switch(out)
+    router.select(viewer, "2", 5, now=1.0)
+    router.restart([4, 5], now=2.0)
+    assert (out.stream_id, out.pending_stream_id) == (0, 5)
+    assert router.outs(4) == () and router.outs(5) == (out,)
