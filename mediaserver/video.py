@@ -13,9 +13,10 @@ at the new stream's next keyframe, and a keyframe is requested at once (RTCP PLI
 §6.3.1, at most every :data:`PLI_INTERVAL` seconds), so the subscriber's decoder never gets
 a delta frame without its reference. Each m-line keeps what it sent so the subscriber's
 NACKs are answered with RTX packets when the m-line negotiated RTX (RFC 4588), else by
-resending the original packets (same SSRC and sequence number). Layer choice by bandwidth
-estimate, temporal-layer dropping and SVC come with the ``mediaserver.sfu`` cores; this
-module is where they plug in.
+resending the original packets (same SSRC and sequence number). An m-line given a layer
+target (:meth:`VideoRouter.set_layer_target`) drops VP8 temporal layers and VP9/AV1 SVC
+layers above it without leaving sequence gaps (``mediaserver.video_layers``); choosing the
+target from a bandwidth estimate is the allocator's job.
 """
 
 from __future__ import annotations
