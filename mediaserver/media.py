@@ -20,9 +20,8 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from mediacodecs import vp8
 from mediaserver.audio.egress import AudioSender
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
@@ -34,24 +33,38 @@ from mediaserver.errors import (
     UnsupportedError,
 )
 from mediaserver.gateway.room import Member
-from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
+from mediaserver.keyframes import starts_keyframe
+from mediaserver.rtp.packet import (
+    peek_extension,
+    peek_header,
+    peek_payload_offset,
+    peek_sequence_number,
+)
 from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
+from mediaserver.sfu import rtx
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
 from mediaserver.transport.sdp import (
+    DEFAULT_CAMERA_CODECS,
+    DEPENDENCY_DESCRIPTOR_URI,
     AnswerParams,
+    MediaSection,
+    SectionAnswer,
     SessionOffer,
     VideoCodec,
     VideoSendAssignment,
+    codec_intersection,
     parse_offer,
     plan_answer,
+    receive_codecs,
     render_answer,
     video_slots,
 )
 from mediaserver.transport.udp import UdpMediaTransport, bind_socket
-from mediaserver.video import VideoRouter
+from mediaserver.video import OutStream, VideoRouter
 from signaling.events import SubscribeReceived
 from signaling.messages import TrackMapping
 
@@ -76,6 +89,8 @@ class SubscribeResult:
 
     answer: str
     tracks: tuple[TrackMapping, ...]
+    receive_codecs: frozenset[VideoCodec] = frozenset()
+    """The video formats the offer can decode, for the meeting's codec intersection."""
 
 
 class _Downlink:
@@ -90,19 +105,27 @@ class _Downlink:
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
+        "camera_rtx",
+        "dd_ext_id",
         "member",
         "mixer",
         "muted",
         "nacks",
         "peer",
+        "receive_codecs",
+        "repaired_rid_ext_id",
         "rid_ext_id",
         "rid_streams",
+        "rtx_media_ssrcs",
         "session_id",
         "source_id",
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "video_formats",
+        "video_rtx_ssrcs",
         "video_ssrcs",
+        "view_parsers",
     )
 
     def __init__(
@@ -125,6 +148,19 @@ class _Downlink:
         self.camera_payload_types: frozenset[int] = frozenset()
         """Payload types of the codecs accepted on the camera m-line (uplink video)."""
         self.camera_codec: VideoCodec | None = None
+        self.camera_rtx: dict[int, int] = {}
+        """RTX payload type → its ``apt`` on the camera m-line (RFC 4588 §8.6)."""
+        self.rtx_media_ssrcs: dict[int, int] = {}
+        """Publisher RTX SSRC → the SSRC it repairs (``a=ssrc-group:FID``, or learned)."""
+        self.repaired_rid_ext_id: int | None = None
+        self.dd_ext_id: int | None = None
+        """The AV1 dependency descriptor extension id, for key frame detection."""
+        self.receive_codecs: frozenset[VideoCodec] = frozenset()
+        """The video formats the member's offer can decode (spec §4.2 intersection)."""
+        self.video_formats: dict[str, dict[VideoCodec, tuple[int, int | None]]] = {}
+        """Per downlink video m-line, the formats answered → (payload type, RTX type)."""
+        self.view_parsers: dict[int, PacketViewParser] = {}
+        """Uplink SSRC → the parser of its packets' layer facts (for layer dropping)."""
         self.camera_rids: tuple[str, ...] = ()
         """The simulcast RIDs of the camera m-line, in ``a=simulcast`` order (RFC 8853)."""
         self.rid_ext_id: int | None = None
@@ -140,6 +176,8 @@ class _Downlink:
         """Loss detection per uplink video SSRC, for NACKs to the publisher."""
         self.video_ssrcs: dict[str, int] = {}
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
+        self.video_rtx_ssrcs: dict[str, int] = {}
+        """The RTX SSRC of each downlink video m-line (RFC 4588), offered when it has RTX."""
         self.session_id = secrets.randbits(62)
         self.answers = 0
 
@@ -157,6 +195,8 @@ class MediaServer:
         self.transport.on_rtcp = self._on_rtcp
         self.video = VideoRouter(self._request_keyframe)
         self.video_forwarded = 0
+        self.video_repaired = 0
+        """Publisher RTX packets unwrapped and forwarded as the packets they repair."""
         self._downlinks: dict[Member, _Downlink] = {}
         self._mixers: dict[str, MixMinusMixer] = {}
         """One mixer per meeting id."""
@@ -243,6 +283,8 @@ class MediaServer:
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
                 self._forward_video(downlink, packet, ssrc, seq, now)
+            elif payload_type in downlink.camera_rtx:
+                self._repair_video(downlink, packet, payload_type, ssrc, now)
             return
         try:
             offset = peek_payload_offset(packet)
@@ -291,26 +333,124 @@ class MediaServer:
         if not outs:
             return
         keyframe: bool | None = None
+        view: PacketView | None = None
         sendto = self.transport.sendto
         for out in outs:
-            if out.stream_id != stream_id:
-                if keyframe is None:
-                    keyframe = _starts_keyframe(publisher.camera_codec, packet)
-                if not keyframe:
-                    continue
-                self.video.switch(out)
             subscriber = out.subscriber
             assert isinstance(subscriber, _Downlink)
+            if out.stream_id != stream_id:
+                if keyframe is None:
+                    keyframe = _starts_keyframe(publisher, packet)
+                # Only at a key frame, and only in a format the m-line was answered with.
+                formats = subscriber.video_formats.get(out.mid)
+                if not keyframe or formats is None or publisher.camera_codec not in formats:
+                    continue
+                self.video.switch(out)
+                self._use_format(subscriber, out, formats[publisher.camera_codec])
             peer = subscriber.peer
             srtp = peer.srtp
             address = peer.address
             if srtp is None or address is None:
                 continue
-            data = srtp.protect_rtp(out.forward(packet, now))
+            if out.layer_target is None or publisher.camera_codec not in _LAYERED_CODECS:
+                plain = out.forward(packet, now)
+            else:
+                if view is None:
+                    view = self._view(publisher, packet, ssrc)
+                    if view is None:
+                        return
+                layered = self._forward_layers(publisher, out, view, stream_id, now)
+                if layered is None:
+                    continue
+                plain = layered
+            data = srtp.protect_rtp(plain)
             peer.stats.rtp_out += 1
             peer.stats.bytes_out += len(data)
             sendto(data, address)
             self.video_forwarded += 1
+
+    def _repair_video(
+        self, publisher: _Downlink, packet: bytes, payload_type: int, rtx_ssrc: int, now: float
+    ) -> None:
+        """A publisher's RTX packet (answering our NACK, RFC 4588 §4) is unwrapped and
+        forwarded as the packet it repairs, filling the gap; padding-only probes end here."""
+        media_ssrc = publisher.rtx_media_ssrcs.get(rtx_ssrc)
+        if media_ssrc is None:
+            media_ssrc = self._identify_rtx(publisher, packet, rtx_ssrc)
+            if media_ssrc is None:
+                return
+        try:
+            original = rtx.unwrap(packet, publisher.camera_rtx[payload_type], media_ssrc)
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return
+        if original is None:
+            return
+        self.video_repaired += 1
+        self._forward_video(publisher, original, media_ssrc, peek_sequence_number(original), now)
+
+    def _identify_rtx(self, publisher: _Downlink, packet: bytes, rtx_ssrc: int) -> int | None:
+        """The SSRC an RTX stream repairs: by its repaired RID (RFC 8852 §4.4), or the only
+        uplink video stream."""
+        stream_id = 0
+        if publisher.repaired_rid_ext_id is not None:
+            try:
+                rid = peek_extension(packet, publisher.repaired_rid_ext_id)
+            except MalformedPacket:
+                rid = None
+            if rid:
+                stream_id = publisher.rid_streams.get(rid.decode("ascii", "replace"), 0)
+        if stream_id:
+            media_ssrc = publisher.stream_ssrcs.get(stream_id)
+        elif len(publisher.stream_ssrcs) == 1:
+            (media_ssrc,) = publisher.stream_ssrcs.values()
+        else:
+            media_ssrc = None
+        if media_ssrc is not None:
+            publisher.rtx_media_ssrcs[rtx_ssrc] = media_ssrc
+        return media_ssrc
+
+    def _use_format(
+        self, subscriber: _Downlink, out: OutStream, payload_types: tuple[int, int | None]
+    ) -> None:
+        """Send on ``out`` with this format's payload type (and its RTX payload type)."""
+        payload_type, rtx_payload_type = payload_types
+        if out.payload_type == payload_type:
+            return
+        out.payload_type = payload_type
+        rtx_ssrc = subscriber.video_rtx_ssrcs.get(out.mid) if rtx_payload_type else None
+        self.video.set_rtx(subscriber, out.mid, rtx_ssrc, rtx_payload_type)
+
+    def _forward_layers(
+        self, publisher: _Downlink, out: OutStream, view: PacketView, stream_id: int, now: float
+    ) -> bytes | None:
+        """The packet for an m-line with a layer target, or None when its layer is dropped
+        (mediaserver.video_layers)."""
+        layers = out.layers
+        if layers is None:
+            assert publisher.camera_codec is not None
+            layers = self.video.engage_layers(out, publisher.camera_codec.payload_format, now)
+        plain = out.forward_layers(view, stream_id, now)
+        if layers.keyframe_wanted:
+            self.video.keyframe(stream_id, now)
+        return plain
+
+    def _view(self, publisher: _Downlink, packet: bytes, ssrc: int) -> PacketView | None:
+        """The layer facts of an uplink packet, read once for every m-line dropping layers."""
+        parser = publisher.view_parsers.get(ssrc)
+        if parser is None:
+            codec = publisher.camera_codec
+            fmt = codec.payload_format if codec is not None else "opaque"
+            if fmt == "av1" and publisher.dd_ext_id is None:
+                fmt = "opaque"  # No dependency descriptor: no layers to read.
+            parser = publisher.view_parsers[ssrc] = PacketViewParser(
+                cast(PayloadFormat, fmt), dependency_descriptor_id=publisher.dd_ext_id
+            )
+        try:
+            return parser.parse(packet)
+        except MalformedPacket:
+            self.malformed_rtp += 1
+            return None
 
     def _identify(self, publisher: _Downlink, packet: bytes, ssrc: int) -> int:
         """The stream a new uplink SSRC carries: the only one, or by its RID (RFC 8852)."""
@@ -404,6 +544,10 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None or downlink.peer.remote_ufrag != ufrag:
             downlink = self._new_downlink(member, ufrag, pwd, fingerprints, now)
+        downlink.receive_codecs = receive_codecs(offer)
+        preferred = self.meeting_codecs(_meeting_id(member))
+        # The camera sends the meeting's codec when it can; other accepted codecs follow.
+        camera_codecs = preferred + tuple(c for c in DEFAULT_CAMERA_CODECS if c not in preferred)
         video_send = {}
         wanted: dict[str, int] = {}
         for slot in video_slots(offer):
@@ -411,10 +555,21 @@ class MediaServer:
                 ssrc = downlink.video_ssrcs.get(slot.mid)
                 if ssrc is None:
                     ssrc = downlink.video_ssrcs[slot.mid] = secrets.randbits(32) or 1
-                video_send[slot.mid] = VideoSendAssignment(ssrc=ssrc, codec=VideoCodec.VP8)
+                rtx_ssrc = downlink.video_rtx_ssrcs.get(slot.mid)
+                if rtx_ssrc is None:
+                    rtx_ssrc = downlink.video_rtx_ssrcs[slot.mid] = secrets.randbits(32) or 1
                 # receive_stream_ids[k] belongs to the k-th video m-line (§3.3).
                 ids = event.receive_stream_ids
                 wanted[slot.mid] = ids[slot.index] if slot.index < len(ids) else 0
+                codec = self._downlink_codec(
+                    offer.section(slot.mid), wanted[slot.mid], camera_codecs
+                )
+                # Every other format too, so the m-line follows publishers that move to
+                # another codec when the meeting's intersection changes (§4.2).
+                alternatives = tuple(c for c in camera_codecs if c is not codec)
+                video_send[slot.mid] = VideoSendAssignment(
+                    ssrc=ssrc, codec=codec, rtx_ssrc=rtx_ssrc, alternatives=alternatives
+                )
         downlink.answers += 1
         plan = plan_answer(
             offer,
@@ -430,6 +585,7 @@ class MediaServer:
                 session_id=downlink.session_id,
                 session_version=downlink.answers,
                 mirror_simulcast=True,
+                camera_codecs=camera_codecs,
             ),
         )
         if plan.audio_payload_type is not None:
@@ -438,17 +594,29 @@ class MediaServer:
         downlink.audio_level_id = plan.audio_level_id
         camera = plan.camera
         downlink.camera_rids = camera.recv_rids if camera is not None else ()
+        codec_before = downlink.camera_codec
         downlink.camera_codec = camera.video_codec if camera is not None else None
+        if codec_before is not None and downlink.camera_codec is not codec_before:
+            # The camera moved to another codec: its subscribers restart at a key frame,
+            # in the payload type their m-line has for it.
+            self.video.restart(self.video.streams_of(downlink), now)
         downlink.rid_ext_id = plan.rid_id
+        downlink.repaired_rid_ext_id = plan.repaired_rid_id
+        downlink.dd_ext_id = plan.extension_id(DEPENDENCY_DESCRIPTOR_URI)
         downlink.camera_payload_types = (
             frozenset(c.payload_type for c in camera.codecs if not c.is_rtx)
             if camera is not None and camera.direction != "inactive"
             else frozenset()
         )
+        _negotiate_camera_rtx(downlink, camera)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
         for mid, stream_id in wanted.items():
             section = plan.section(mid)
+            assignment = video_send[mid]
+            downlink.video_formats[mid] = section.format_payload_types(
+                (assignment.codec, *assignment.alternatives)
+            )
             ssrc = downlink.video_ssrcs[mid]
             if section.payload_type is None:
                 continue
@@ -456,7 +624,34 @@ class MediaServer:
             if stream_id:
                 tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
         self.video.subscribe(downlink, lines, now)
-        return SubscribeResult(render_answer(plan), tuple(tracks))
+        for mid in lines:
+            section = plan.section(mid)
+            rtx_pt = section.rtx_payload_type
+            if section.rtx_ssrc is not None and rtx_pt is not None:
+                self.video.set_rtx(downlink, mid, section.rtx_ssrc, rtx_pt)
+            else:
+                self.video.set_rtx(downlink, mid, None, None)
+        return SubscribeResult(render_answer(plan), tuple(tracks), downlink.receive_codecs)
+
+    def meeting_codecs(self, meeting_id: str) -> tuple[VideoCodec, ...]:
+        """The formats every connected member of the meeting can decode, preferred first
+        (spec §4.2 ``supported_receive_codec_intersection``)."""
+        return codec_intersection(
+            d.receive_codecs
+            for d in self._downlinks.values()
+            if d.receive_codecs and _meeting_id(d.member) == meeting_id
+        )
+
+    def _downlink_codec(
+        self, section: MediaSection, stream_id: int, preferred: Sequence[VideoCodec]
+    ) -> VideoCodec:
+        """The format of a downlink m-line: the wanted stream's, when the m-line offers it,
+        else the most preferred one it offers."""
+        offered = [v for v in VideoCodec if any(v.matches(c) for c in section.codecs)]
+        publisher = self.video.publishers.get(stream_id)
+        if isinstance(publisher, _Downlink) and publisher.camera_codec in offered:
+            return publisher.camera_codec
+        return next((c for c in preferred if c in offered), VideoCodec.VP8)
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s per published stream of ``members`` since the previous call."""
@@ -588,15 +783,36 @@ class MediaServer:
         ]
 
 
-def _starts_keyframe(codec: VideoCodec | None, packet: bytes) -> bool:
-    """Whether ``packet`` starts a keyframe (VP8, RFC 7741 §4.3); other codecs are not
-    gated and switch at once."""
-    if codec is not VideoCodec.VP8:
-        return True
-    try:
-        return vp8.is_keyframe(packet[peek_payload_offset(packet) :])
-    except MalformedPacket:
+_LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})
+"""Formats whose layers an m-line can drop (mediaserver.video_layers)."""
+
+
+def _starts_keyframe(publisher: _Downlink, packet: bytes) -> bool:
+    """Whether ``packet`` starts a key frame of the publisher's codec, where a switch to
+    its stream can happen (see :func:`mediaserver.keyframes.starts_keyframe`)."""
+    codec = publisher.camera_codec
+    if codec is None:
         return False
+    return starts_keyframe(codec.payload_format, packet, publisher.dd_ext_id)
+
+
+def _negotiate_camera_rtx(downlink: _Downlink, camera: SectionAnswer | None) -> None:
+    """Accept the publisher's RTX (RFC 4588) for the camera codecs the answer kept."""
+    if camera is None or not downlink.camera_payload_types:
+        downlink.camera_rtx = {}
+        downlink.rtx_media_ssrcs = {}
+        return
+    downlink.camera_rtx = {}
+    for codec in camera.codecs:
+        apt = codec.apt
+        if codec.is_rtx and apt is not None and apt in downlink.camera_payload_types:
+            downlink.camera_rtx[codec.payload_type] = apt
+    # RFC 4588 §8.3 / RFC 5576 §4.2: "FID <media ssrc> <rtx ssrc>".
+    downlink.rtx_media_ssrcs = {
+        group.ssrcs[1]: group.ssrcs[0]
+        for group in camera.offer.ssrc_groups
+        if group.semantics == "FID" and len(group.ssrcs) == 2
+    }
 
 
 def _meeting_id(member: Member) -> str:

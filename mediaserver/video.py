@@ -12,9 +12,11 @@ Switching an m-line to another stream (a simulcast layer, or another source) tak
 at the new stream's next keyframe, and a keyframe is requested at once (RTCP PLI, RFC 4585
 §6.3.1, at most every :data:`PLI_INTERVAL` seconds), so the subscriber's decoder never gets
 a delta frame without its reference. Each m-line keeps what it sent so the subscriber's
-NACKs are answered by resending the original packets (same SSRC and sequence number; RTX is
-not negotiated yet). Layer choice by bandwidth estimate, temporal-layer dropping and SVC
-come with the ``mediaserver.sfu`` cores; this module is where they plug in.
+NACKs are answered with RTX packets when the m-line negotiated RTX (RFC 4588), else by
+resending the original packets (same SSRC and sequence number). An m-line given a layer
+target (:meth:`VideoRouter.set_layer_target`) drops VP8 temporal layers and VP9/AV1 SVC
+layers above it without leaving sequence gaps (``mediaserver.video_layers``); choosing the
+target from a bandwidth estimate is the allocator's job.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mediaserver.sfu.retransmission import RetransmissionBuffer
+from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
+from mediaserver.sfu.view import PacketView
+from mediaserver.video_layers import LayerControl
 
 __all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
 
@@ -69,6 +73,30 @@ class OutStream:
     packets: int = 0
     history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
     """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
+    layer_target: tuple[int, int] | None = None
+    """``(spatial, temporal)`` cap set by :meth:`VideoRouter.set_layer_target`, or None."""
+    layers: LayerControl | None = None
+    """Layer dropping and gapless numbering, once a target was set (mediaserver.video_layers)."""
+
+    def forward_layers(self, view: PacketView, stream_id: int, now: float) -> bytes | None:
+        """:meth:`forward` through :attr:`layers`: the packet renumbered without the gaps of
+        dropped layers, or None when it is not for this subscriber."""
+        layers = self.layers
+        assert layers is not None
+        decided = layers.decide(view, stream_id, now)
+        if decided is None:
+            return None
+        out_seq, out_ts, marker = decided
+        packet = view.data
+        self.last_seq = out_seq
+        self.last_ts = out_ts
+        self.source_ssrc = view.ssrc
+        self.packets += 1
+        head = bytes([packet[0] & 0xEF, (0x80 if marker else 0) | self.payload_type])
+        body = strip_extensions(packet) if packet[0] & 0x10 else packet
+        out = head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+        self.history.store(out[:12], out, now)
+        return out
 
     def forward(self, packet: bytes, now: float) -> bytes:
         """:meth:`rewrite`, remembering the result for retransmissions."""
@@ -86,8 +114,11 @@ class OutStream:
             self.ts_offset = (self.last_ts + _FRAME_TICKS - ts) & 0xFFFFFFFF
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self.last_seq = out_seq
-        self.last_ts = out_ts
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            # Only a newer packet moves the numbering on; a retransmitted one (RTX from
+            # the publisher) fills its gap without taking the numbering back.
+            self.last_seq = out_seq
+            self.last_ts = out_ts
         self.packets += 1
         head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
         body = strip_extensions(packet) if packet[0] & 0x10 else packet
@@ -114,7 +145,9 @@ class VideoRouter:
             new = self.publishers.get(stream_id) is not publisher
             self.publishers[stream_id] = publisher
             if new and self._outs.get(stream_id):
-                self.keyframe(stream_id, now)
+                # Another connection (maybe another codec) publishes the stream now: its
+                # m-lines start again at its first key frame.
+                self.restart([stream_id], now)
 
     def unpublish(self, publisher: object) -> None:
         self.publish(publisher, [], 0.0)
@@ -160,11 +193,71 @@ class VideoRouter:
         out.pending_stream_id = stream_id
         self.keyframe(stream_id, now, force=True)
 
+    def set_rtx(
+        self, subscriber: object, mid: str, ssrc: int | None, payload_type: int | None
+    ) -> None:
+        """Answer NACKs on ``mid`` with RTX on this SSRC and payload type (RFC 4588 §4),
+        or, with None, by resending the original packets."""
+        out = self._by_subscriber.get(subscriber, {}).get(mid)
+        if out is None:
+            return
+        current = out.history.rtx
+        if current is None and ssrc is None:
+            return
+        if current is not None and (current.ssrc, current.payload_type) == (ssrc, payload_type):
+            return
+        rtx = None
+        if ssrc is not None and payload_type is not None:
+            rtx = RtxParameters(ssrc, payload_type, secrets.randbelow(0x10000))
+        out.history = RetransmissionBuffer(rtx=rtx)
+
+    def set_layer_target(self, subscriber: object, mid: str, spatial: int, temporal: int) -> None:
+        """Cap the layers forwarded on ``mid`` to ``(spatial, temporal)`` (for the bandwidth
+        allocator; :data:`~mediaserver.sfu.layers.MAX_LAYER` means every layer).
+
+        Temporal layers of VP8, and the spatial and temporal layers of VP9 SVC and AV1,
+        are dropped above the target; the change takes effect where the decoder can follow
+        (a frame start, a switching point, a key frame). Simulcast streams are chosen with
+        :meth:`select`. Formats without layers (H.264) ignore the target.
+        """
+        out = self._by_subscriber.get(subscriber, {}).get(mid)
+        if out is None:
+            return
+        out.layer_target = (spatial, temporal)
+        if out.layers is not None:
+            out.layers.set_target(spatial, temporal)
+
+    def engage_layers(self, out: OutStream, payload_format: str, now: float) -> LayerControl:
+        """Start dropping layers on ``out`` (its target is set), numbering on from where it
+        is; SVC formats wait for a key frame, which is requested."""
+        assert out.layer_target is not None
+        layers = out.layers = LayerControl(
+            payload_format, out.last_seq + 1, out.last_ts + _FRAME_TICKS
+        )
+        layers.set_target(*out.layer_target)
+        if payload_format != "vp8" and out.stream_id:
+            self.keyframe(out.stream_id, now, force=True)
+        return layers
+
+    def restart(self, stream_ids: list[int], now: float) -> None:
+        """The publisher of ``stream_ids`` changed codec: the m-lines forwarding them start
+        again at the next key frame (one is requested)."""
+        for lines in self._by_subscriber.values():
+            for out in lines.values():
+                if out.stream_id in stream_ids:
+                    # Nothing more of the old stream; a pending switch stays pending.
+                    out.pending_stream_id = out.pending_stream_id or out.stream_id
+                    out.stream_id = 0
+        for stream_id in stream_ids:
+            self.keyframe(stream_id, now, force=True)
+        self._rebuild()
+
     def switch(self, out: OutStream) -> None:
         """The pending stream's keyframe arrived: ``out`` forwards it from now on."""
         out.stream_id = out.pending_stream_id
         out.pending_stream_id = 0
         out.source_ssrc = None
+        out.layers = None  # Re-engaged for the new stream's format, numbering on.
         self._rebuild()
 
     def pause(self, subscriber: object, stream_ids: set[int], paused: bool, now: float) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from mediaserver.ratelimit import TokenBucket
 from mediaserver.registry.models import CONTENT_SUFFIX
+from mediaserver.transport.sdp import VideoCodec, codec_intersection
 from signaling.messages import (
     AudioAttendeeState,
     AudioStatus,
@@ -42,6 +43,7 @@ from signaling.messages import (
     MediaType,
     StreamAllocation,
     StreamDescriptor,
+    VideoCodecCapability,
 )
 from signaling.session import SignalingSession, prepare_audio_metadata
 
@@ -92,6 +94,8 @@ class Member:
     """True when a newer connection of the same attendee took over."""
     departed: bool = False
     """True once the departure was announced (or made moot by a replacement)."""
+    receive_codecs: frozenset[VideoCodec] = frozenset()
+    """The video formats the member's last offer can decode (empty before one)."""
     app_data: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -292,11 +296,32 @@ class MeetingRoom:
     def _send_index_to_all(self) -> None:
         participants = max(1, len(self.present()))
         at_capacity = self.at_capacity
+        codecs = self.codec_intersection()
         for other in self.live_members():
-            self._send_index(other, participants, at_capacity)
+            self._send_index(other, participants, at_capacity, codecs)
+
+    def codec_intersection(self) -> tuple[VideoCodec, ...]:
+        """The video formats every member that offered can decode, preferred first (§4.2);
+        empty while no member has offered."""
+        offered = [m.receive_codecs for m in self.live_members() if m.receive_codecs]
+        return codec_intersection(offered) if offered else ()
+
+    def set_receive_codecs(self, member: Member, codecs: frozenset[VideoCodec]) -> None:
+        """A SUBSCRIBE offer told what ``member`` decodes; a changed meeting intersection
+        goes to everyone in a complete INDEX (``supported_receive_codec_intersection``)."""
+        if codecs == member.receive_codecs:
+            return
+        before = self.codec_intersection()
+        member.receive_codecs = codecs
+        if member.joined and self.codec_intersection() != before:
+            self._send_index_to_all()
 
     def _send_index(
-        self, member: Member, participants: int | None = None, at_capacity: bool | None = None
+        self,
+        member: Member,
+        participants: int | None = None,
+        at_capacity: bool | None = None,
+        codecs: tuple[VideoCodec, ...] | None = None,
     ) -> None:
         """A complete INDEX for ``member`` (§3.2): every video source but its own."""
         sources = [
@@ -308,10 +333,13 @@ class MeetingRoom:
             participants = max(1, len(self.present()))
         if at_capacity is None:
             at_capacity = self.at_capacity
+        if codecs is None:
+            codecs = self.codec_intersection()
         member.session.send_index(
             sources,
             num_participants=participants,
             at_capacity=True if at_capacity else None,
+            supported_receive_codec_intersection=[VideoCodecCapability(c.value) for c in codecs],
         )
 
     # -- video sources (§4.1, §4.2) --------------------------------------------------------

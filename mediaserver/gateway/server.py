@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -31,6 +32,13 @@ from mediaserver.errors import (
     NotFound,
     UnsupportedError,
 )
+from mediaserver.gateway.resolution import (
+    CONTENT_LIMITS,
+    RESOLUTION_REFUSAL,
+    VIDEO_LIMITS,
+    exceeds,
+    fit,
+)
 from mediaserver.gateway.room import DROP_AFTER, MeetingRoom, Member
 from mediaserver.registry import (
     CONTENT_SUFFIX,
@@ -40,6 +48,7 @@ from mediaserver.registry import (
     MeetingRegistry,
     RegistryEvent,
 )
+from mediaserver.transport.sdp import VideoCodec
 from mediaserver.types import AttendeeId
 from signaling.events import (
     AudioMuteChanged,
@@ -88,12 +97,32 @@ def _video_send_streams(event: SubscribeReceived) -> list[StreamDescriptor]:
     return [d for d in event.send_streams if d.media_type == MediaType.VIDEO]
 
 
+def _content_scaled(member: Member, descriptors: list[StreamDescriptor]) -> list[StreamDescriptor]:
+    """A content share above ``Content.MaxResolution`` is scaled down, not refused
+    (mediaserver.gateway.resolution): its descriptors carry the scaled dimensions."""
+    if not member.attendee_id.endswith(CONTENT_SUFFIX):
+        return descriptors
+    meeting = member.app_data.get("meeting")
+    limit = CONTENT_LIMITS.get(getattr(meeting, "content_max_resolution", "FHD"))
+    if limit is None:
+        return descriptors
+    scaled = []
+    for d in descriptors:
+        width, height = fit(d.width or 0, d.height or 0, limit)
+        changed = (width, height) != (d.width or 0, d.height or 0)
+        scaled.append(dataclasses.replace(d, width=width, height=height) if changed else d)
+    return scaled
+
+
 class SubscribeAnswer(Protocol):
     @property
     def answer(self) -> str: ...
 
     @property
     def tracks(self) -> Sequence[TrackMapping]: ...
+
+    @property
+    def receive_codecs(self) -> frozenset[VideoCodec]: ...
 
 
 class MediaBackend(Protocol):
@@ -530,6 +559,13 @@ class SignalingGateway:
         )
         if resolution == "None":
             return "the meeting's features do not allow this video"
+        limit = VIDEO_LIMITS.get(resolution)
+        if (
+            not content
+            and limit is not None
+            and any(exceeds(d.width or 0, d.height or 0, limit) for d in descriptors)
+        ):
+            return RESOLUTION_REFUSAL
         if content and not room.sources_of(member):
             shares = {
                 s.member.attendee_id
@@ -562,7 +598,8 @@ class SignalingGateway:
                 duplex=event.duplex, error_status=400, error_description=str(exc)[:200]
             )
             return
-        descriptors = _video_send_streams(event)
+        room.set_receive_codecs(member, result.receive_codecs)
+        descriptors = _content_scaled(member, _video_send_streams(event))
         refusal = self._video_refusal(member, room, descriptors)
         allocations = None if refusal else room.publish(member, descriptors)
         if allocations is None:

@@ -28,16 +28,13 @@ Rules of this file:
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mediaserver.errors import InvalidArgument
-from mediaserver.rtp.packet import peek_payload_offset
+from mediaserver.sfu.rtx import wrap as wrap_rtx
 
 __all__ = ["RetransmissionBuffer", "RetransmissionStats", "RtxParameters"]
-
-_RTX_HEADER = struct.Struct("!BHII")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +174,6 @@ class RetransmissionBuffer:
     def _wrap(self, packet: bytes, seq: int) -> bytes:
         rtx = self._rtx
         assert rtx is not None
-        offset = peek_payload_offset(packet)
-        header = bytearray(packet[:offset])
         rtx_seq = self._rtx_seq
         self._rtx_seq = (rtx_seq + 1) & 0xFFFF
-        # RFC 4588 §4: same timestamp and marker, the RTX payload type, SSRC and
-        # sequence number; the payload is the OSN followed by the original payload.
-        _RTX_HEADER.pack_into(
-            header,
-            1,
-            (packet[1] & 0x80) | rtx.payload_type,
-            rtx_seq,
-            (packet[4] << 24) | (packet[5] << 16) | (packet[6] << 8) | packet[7],
-            rtx.ssrc,
-        )
-        header += seq.to_bytes(2, "big")
-        header += packet[offset:]
-        return bytes(header)
+        return wrap_rtx(packet, rtx.payload_type, rtx.ssrc, rtx_seq)

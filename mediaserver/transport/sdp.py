@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mediaserver.errors import InvalidArgument, MalformedMessage, UnsupportedError
@@ -71,9 +71,11 @@ __all__ = [
     "VideoSendAssignment",
     "VideoSlot",
     "build_answer",
+    "codec_intersection",
     "h264_profile",
     "parse_offer",
     "plan_answer",
+    "receive_codecs",
     "render_answer",
     "video_slots",
 ]
@@ -904,6 +906,9 @@ class VideoCodec(enum.Enum):
     VP8 = 1
     H264_BASELINE = 2
     H264_CONSTRAINED_BASELINE = 3
+    H264_MAIN = 4
+    H264_HIGH = 5
+    H264_CONSTRAINED_HIGH = 6
     VP9_PROFILE_0 = 8
     AV1_MAIN = 11
 
@@ -918,20 +923,61 @@ class VideoCodec(enum.Enum):
             return name == "av1" and codec.fmtp.get("profile", "0") == "0"
         if name != "h264" or codec.fmtp.get("packetization-mode", "0") != "1":
             return False
-        profile = h264_profile(codec.fmtp)
-        if self is VideoCodec.H264_CONSTRAINED_BASELINE:
-            return profile is H264Profile.CONSTRAINED_BASELINE
-        return profile is H264Profile.BASELINE
+        return _H264_PROFILES.get(self) is h264_profile(codec.fmtp)
+
+    @property
+    def payload_format(self) -> str:
+        """The RTP payload format's name (``vp8``, ``h264``, ``vp9``, ``av1``)."""
+        return self.name.split("_")[0].lower()
+
+
+_H264_PROFILES = {
+    VideoCodec.H264_BASELINE: H264Profile.BASELINE,
+    VideoCodec.H264_CONSTRAINED_BASELINE: H264Profile.CONSTRAINED_BASELINE,
+    VideoCodec.H264_MAIN: H264Profile.MAIN,
+    VideoCodec.H264_HIGH: H264Profile.HIGH,
+    VideoCodec.H264_CONSTRAINED_HIGH: H264Profile.CONSTRAINED_HIGH,
+}
 
 
 DEFAULT_CAMERA_CODECS: tuple[VideoCodec, ...] = (
     VideoCodec.VP8,
     VideoCodec.H264_CONSTRAINED_BASELINE,
     VideoCodec.H264_BASELINE,
+    VideoCodec.H264_MAIN,
     VideoCodec.VP9_PROFILE_0,
     VideoCodec.AV1_MAIN,
 )
 """The camera codecs the server accepts, most preferred first."""
+
+
+def receive_codecs(offer: SessionOffer) -> frozenset[VideoCodec]:
+    """The video formats the offerer can decode: those on its video m-lines.
+
+    Every live video m-line counts (the browser offers the same list on each); this is
+    what ``supported_receive_codec_intersection`` is computed from (spec §4.2).
+    """
+    found: set[VideoCodec] = set()
+    for section in offer.media:
+        if section.kind != "video" or section.rejected:
+            continue
+        for codec in section.codecs:
+            found.update(v for v in VideoCodec if v.matches(codec))
+    return frozenset(found)
+
+
+def codec_intersection(
+    capabilities: Iterable[frozenset[VideoCodec]],
+    preference: Sequence[VideoCodec] = DEFAULT_CAMERA_CODECS,
+) -> tuple[VideoCodec, ...]:
+    """The formats every receiver can decode, most preferred first (spec §4.2).
+
+    With no receiver at all every format of ``preference`` qualifies.
+    """
+    common = set(preference)
+    for capability in capabilities:
+        common &= capability
+    return tuple(codec for codec in preference if codec in common)
 
 
 # --------------------------------------------------------------------------------------------
@@ -948,12 +994,17 @@ class VideoSendAssignment:
         codec: the format forwarded on it (the publisher's negotiated codec).
         rtx_ssrc: the RTX SSRC, or None to send without RTX (RFC 4588).
         track_id: the msid track id; default ``track_<mid>``.
+        alternatives: further formats listed after ``codec`` when the m-line offers them,
+            so that the forwarded format can change without a renegotiation (the
+            meeting's codec changed and publishers moved to it); the payload type in
+            each packet says which one it is (RFC 3264 §6.1 allows several).
     """
 
     ssrc: int
     codec: VideoCodec
     rtx_ssrc: int | None = None
     track_id: str | None = None
+    alternatives: tuple[VideoCodec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1111,6 +1162,20 @@ class SectionAnswer:
         """The RTX payload type of :attr:`payload_type`, or None."""
         pt = self.payload_type
         return None if pt is None else self.rtx_map.get(pt)
+
+    def format_payload_types(
+        self, formats: Sequence[VideoCodec]
+    ) -> dict[VideoCodec, tuple[int, int | None]]:
+        """Each of ``formats`` listed in this answer → (payload type, its RTX payload type)."""
+        rtx_map = self.rtx_map
+        found: dict[VideoCodec, tuple[int, int | None]] = {}
+        for codec in self.codecs:
+            if codec.is_rtx:
+                continue
+            fmt = next((f for f in formats if f not in found and f.matches(codec)), None)
+            if fmt is not None:
+                found[fmt] = (codec.payload_type, rtx_map.get(codec.payload_type))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -1408,9 +1473,14 @@ def _plan_video_send(section: MediaSection, params: AnswerParams) -> SectionAnsw
         raise UnsupportedError(
             f"video m-line mid {section.mid!r} does not offer {assignment.codec.name}"
         )
+    primaries = [codec]
+    for alternative in assignment.alternatives:
+        extra = next((c for c in section.codecs if alternative.matches(c)), None)
+        if extra is not None and all(extra is not c for c in primaries):
+            primaries.append(extra)
     extmaps = _keep_extensions(section, params)
     use_rtx = params.use_rtx and assignment.rtx_ssrc is not None
-    codecs = _with_rtx(section, (codec,), params.video_feedback, extmaps, use_rtx)
+    codecs = _with_rtx(section, primaries, params.video_feedback, extmaps, use_rtx)
     has_rtx = any(c.is_rtx for c in codecs)
     track = assignment.track_id or f"track_{section.mid}"
     return SectionAnswer(

@@ -81,3 +81,33 @@ def test_a_layer_switch_waits_for_the_new_layer_s_keyframe() -> None:
     assert out.stream_id == 1 and out.pending_stream_id == 3
     router.switch(out)
     assert router.outs(1) == () and router.outs(3) == (out,)
+
+
+def test_a_codec_change_restarts_the_m_lines_at_a_keyframe() -> None:
+    requests: list[int] = []
+    router = VideoRouter(lambda publisher, stream_id, now: requests.append(stream_id))
+    publisher, viewer, other = object(), object(), object()
+    router.publish(publisher, [4], now=0.0)
+    router.subscribe(viewer, {"2": (50, 96, 4)}, now=0.0)
+    router.subscribe(other, {"2": (60, 96, 0)}, now=0.0)
+    (out,) = router.outs(4)
+    router.switch(out)
+    requests.clear()
+    router.restart([4], now=5.0)
+    assert (out.stream_id, out.pending_stream_id) == (0, 4), "waits for the next key frame"
+    assert requests == [4] and router.outs(4) == (out,)
+    idle = router.out_for_ssrc(other, 60)
+    assert idle is not None and idle.stream_id == 0, "m-lines of other streams are untouched"
+
+
+def test_a_restart_keeps_a_pending_layer_switch() -> None:
+    router = VideoRouter(lambda publisher, stream_id, now: None)
+    publisher, viewer = object(), object()
+    router.publish(publisher, [4, 5], now=0.0)
+    router.subscribe(viewer, {"2": (50, 96, 4)}, now=0.0)
+    (out,) = router.outs(4)
+    router.switch(out)
+    router.select(viewer, "2", 5, now=1.0)
+    router.restart([4, 5], now=2.0)
+    assert (out.stream_id, out.pending_stream_id) == (0, 5)
+    assert router.outs(4) == () and router.outs(5) == (out,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mediaserver.gateway.room import CACHE_SIZE, DROP_AFTER, MeetingRoom, Member
+from mediaserver.transport.sdp import VideoCodec as V
 from signaling import ClientSignalingSession, SignalingSession
 from signaling.events import (
     AudioStatusReceived,
@@ -15,7 +16,7 @@ from signaling.events import (
     JoinAckReceived,
     JoinReceived,
 )
-from signaling.messages import AudioStreamIdInfo, DataMessage
+from signaling.messages import AudioStreamIdInfo, DataMessage, VideoCodecCapability as C
 from tests.helpers.clock import FakeClock
 
 
@@ -221,3 +222,32 @@ def test_delete_attendee_and_meeting_end_send_their_statuses() -> None:
     room.clock.advance(0.2)
     bob.member.session.handle_timer(room.clock.monotonic())
     assert bob.member.session.close_code() == 4410
+
+
+def test_index_carries_the_codecs_every_member_decodes() -> None:
+    def intersections(peer: Peer) -> list[tuple[C, ...]]:
+        return [
+            e.supported_receive_codec_intersection
+            for e in peer.deliver()
+            if isinstance(e, IndexReceived)
+        ]
+
+    room = Room()
+    alice = room.connect("a-1", "alice")
+    bob = room.connect("b-1", "bob")
+    assert intersections(alice)[-1] == (), "no offer yet: no restriction"
+    room.room.set_receive_codecs(
+        alice.member, frozenset({V.VP8, V.H264_CONSTRAINED_BASELINE, V.VP9_PROFILE_0})
+    )
+    assert intersections(bob)[-1] == (C.VP8, C.H264_CONSTRAINED_BASELINE_PROFILE, C.VP9_PROFILE_0)
+    room.room.set_receive_codecs(bob.member, frozenset({V.H264_CONSTRAINED_BASELINE, V.AV1_MAIN}))
+    assert intersections(alice)[-1] == (C.H264_CONSTRAINED_BASELINE_PROFILE,)
+    count = len(intersections(alice))
+    room.room.set_receive_codecs(bob.member, frozenset({V.H264_CONSTRAINED_BASELINE}))
+    assert len(intersections(alice)) == count, "an unchanged intersection sends no INDEX"
+    room.room.leave(bob.member, room.clock.monotonic())
+    assert intersections(alice)[-1] == (
+        C.VP8,
+        C.H264_CONSTRAINED_BASELINE_PROFILE,
+        C.VP9_PROFILE_0,
+    ), "the intersection follows departures"

@@ -667,8 +667,11 @@ def test_camera_answer_lists_accepted_codecs_in_preference_order_with_rtx() -> N
     plan = plan_answer(offer, make_params(offer))
     camera = plan.camera
     assert camera is not None and camera.mid == "1" and camera.role is SectionRole.CAMERA
-    # VP8, H.264 CB pm1 (42e01f), H.264 baseline pm1 (42001f), VP9 profile 0, AV1, each + rtx.
-    assert [c.payload_type for c in camera.codecs] == [96, 97, 108, 109, 102, 103, 98, 99, 45, 46]
+    # VP8, H.264 CB pm1 (42e01f), H.264 baseline pm1 (42001f), H.264 main pm1 (4d001f),
+    # VP9 profile 0, AV1, each + rtx.
+    assert [c.payload_type for c in camera.codecs] == [
+        96, 97, 108, 109, 102, 103, 116, 117, 98, 99, 45, 46
+    ]  # fmt: skip
     assert camera.payload_type == 96 and camera.rtx_payload_type == 97
     assert camera.video_codec is VideoCodec.VP8
     assert camera.codecs[0].rtcp_fb == ("goog-remb", "transport-cc", "ccm fir", "nack", "nack pli")
@@ -858,7 +861,8 @@ def _unsupported_offers() -> Iterator[tuple[SessionOffer, str]]:
             offer, 1, codecs=tuple(c for c in camera.codecs if c.name in ("rtx", "red"))
         ),
         "video m-line mid '1' offers none of the accepted codecs"
-        " ['VP8', 'H264_CONSTRAINED_BASELINE', 'H264_BASELINE', 'VP9_PROFILE_0', 'AV1_MAIN']"
+        " ['VP8', 'H264_CONSTRAINED_BASELINE', 'H264_BASELINE', 'H264_MAIN', 'VP9_PROFILE_0',"
+        " 'AV1_MAIN']"
         " (offered: ['red'])",
     )
     yield (
