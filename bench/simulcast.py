@@ -60,9 +60,14 @@ def _extensions(mid: bytes, rid: bytes) -> bytes:
 
 @dataclass
 class SimulcastPublisher(LitePeer):
-    """A light peer whose camera sends two VP8 simulcast layers at ``fps``."""
+    """A light peer whose camera sends two VP8 simulcast layers at ``fps``.
+
+    With ``noise`` the pictures are random noise, so each layer's encoder spends its whole
+    bitrate (flat pictures cost far less): for tests that need layers of known cost.
+    """
 
     fps: int = 15
+    noise: bool = False
     layers: list[VideoLayer] = field(
         default_factory=lambda: [VideoLayer(rid, w, h, b) for rid, w, h, b in LAYERS]
     )
@@ -128,7 +133,12 @@ class SimulcastPublisher(LitePeer):
     def _send_frame(self, layer: VideoLayer, index: int, timestamp: int) -> None:
         assert layer.encoder is not None and self._srtp is not None
         assert self._transport is not None and self._remote is not None
-        image = np.full((layer.height, layer.width, 3), (index * 7) % 256, dtype=np.uint8)
+        if self.noise:
+            image = np.random.default_rng(index).integers(
+                0, 256, (layer.height, layer.width, 3), dtype=np.uint8
+            )
+        else:
+            image = np.full((layer.height, layer.width, 3), (index * 7) % 256, dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         frame.pts = index
         if layer.keyframe_requested:

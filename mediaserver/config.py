@@ -42,6 +42,9 @@ class ServerConfig:
     """Opus bitrate of the mix each attendee receives, bits/s (6,000 to 64,000)."""
     max_speakers: int = 3
     """Active speakers mixed at once (the loudest, with hysteresis)."""
+    server_side_adaption: bool = False
+    """Grant server-side video quality adaption to clients that ask for it in JOIN: the
+    server picks each subscriber's simulcast layers from its downlink estimate."""
     log_level: str = "info"
     """Logging level: debug, info, warning or error."""
     log_json: bool = False
@@ -91,6 +94,8 @@ _HELP = {
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
     "max_speakers": "active speakers mixed at once (default %(default)s)",
+    "server_side_adaption": "pick subscribers' simulcast layers on the server when their "
+    "client asks for it (default: off, the client picks)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
     "webhook_urls": "POST meeting events to this URL (repeatable, or comma-separated)",

@@ -34,14 +34,25 @@ from mediaserver.errors import (
     UnsupportedError,
 )
 from mediaserver.gateway.room import Member
+from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
-from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
+from mediaserver.rtp.rtcp import (
+    RtcpFir,
+    RtcpNack,
+    RtcpPli,
+    RtcpRemb,
+    RtcpTransportCc,
+    parse_compound,
+)
+from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.twcc import stamp
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
 from mediaserver.transport.sdp import (
     AnswerParams,
+    SectionAnswer,
     SessionOffer,
     VideoCodec,
     VideoSendAssignment,
@@ -53,9 +64,17 @@ from mediaserver.transport.sdp import (
 from mediaserver.transport.udp import UdpMediaTransport, bind_socket
 from mediaserver.video import VideoRouter
 from signaling.events import SubscribeReceived
-from signaling.messages import TrackMapping
+from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
-__all__ = ["LEVEL_EVERY_TICKS", "TICK", "LevelsListener", "MediaServer", "SubscribeResult"]
+__all__ = [
+    "ADAPT_EVERY_TICKS",
+    "LEVEL_EVERY_TICKS",
+    "TICK",
+    "LevelsListener",
+    "MediaServer",
+    "PauseListener",
+    "SubscribeResult",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +85,16 @@ SENDER_REPORT_EVERY_TICKS = 50
 LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
+ADAPT_EVERY_TICKS = 25
+"""Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
+_RATE_SMOOTHING = 0.6
+"""Weight of the previous layer bitrate in the per-publisher moving average."""
+
 LevelsListener = Callable[[str, MixMinusMixer, float], None]
 """Called with (meeting id, its mixer, now) when audio levels are due."""
+PauseListener = Callable[[Member, list[int], bool], None]
+"""Called with (subscriber, stream ids, paused) when server-side adaption pauses or resumes
+the sources of those stream ids for that subscriber (S→C PAUSE/RESUME, §4.6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +114,12 @@ class _Downlink:
         "audio_level_id",
         "audio_payload_type",
         "bitrate_sample",
+        "bwe",
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
+        "layer_rates",
+        "layer_sample",
         "member",
         "mixer",
         "muted",
@@ -142,6 +172,11 @@ class _Downlink:
         """A fixed SSRC per downlink video m-line, for as long as the m-line lives (§3.3)."""
         self.session_id = secrets.randbits(62)
         self.answers = 0
+        self.bwe: DownlinkController | None = None
+        """Transport-wide numbering, feedback and (with adaption) layer choice (§4.5)."""
+        self.layer_rates: dict[int, float] = {}
+        """Published stream id → smoothed bits/s, for the allocation of subscribers."""
+        self.layer_sample: tuple[float, dict[int, int]] | None = None
 
 
 class MediaServer:
@@ -163,6 +198,7 @@ class MediaServer:
         self._sources: dict[tuple[str, str], _Downlink] = {}
         """(meeting id, source id) → the downlink currently feeding and hearing that source."""
         self.on_audio_levels: LevelsListener | None = None
+        self.on_video_paused: PauseListener | None = None
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
         self._ticker: asyncio.TimerHandle | None = None
@@ -204,6 +240,8 @@ class MediaServer:
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
+        if self.ticks % ADAPT_EVERY_TICKS == 0:
+            self._adapt_layers(now)
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
             for source_id in mixer.receivers:
@@ -306,7 +344,11 @@ class MediaServer:
             address = peer.address
             if srtp is None or address is None:
                 continue
-            data = srtp.protect_rtp(out.forward(packet, now))
+            bwe = subscriber.bwe
+            if bwe is not None and bwe.stamping:
+                data = srtp.protect_rtp(out.forward(packet, now, bwe.extension(now, len(packet))))
+            else:
+                data = srtp.protect_rtp(out.forward(packet, now))
             peer.stats.rtp_out += 1
             peer.stats.bytes_out += len(data)
             sendto(data, address)
@@ -342,6 +384,14 @@ class MediaServer:
             if isinstance(rtcp, RtcpNack):
                 self._answer_nack(downlink, rtcp, now)
                 continue
+            if isinstance(rtcp, RtcpTransportCc):
+                if downlink.bwe is not None:
+                    downlink.bwe.receive_transport_cc(rtcp, now)
+                continue
+            if isinstance(rtcp, RtcpRemb):
+                if downlink.bwe is not None:
+                    downlink.bwe.receive_remb(rtcp.bitrate)
+                continue
             ssrcs: tuple[int, ...] = ()
             if isinstance(rtcp, RtcpPli):
                 ssrcs = (rtcp.media_ssrc,)
@@ -359,7 +409,14 @@ class MediaServer:
         srtp = peer.srtp
         if out is None or srtp is None or peer.address is None:
             return
+        bwe = subscriber.bwe
         for packet in out.history.receive_nack(nack.lost, now):
+            if bwe is not None and bwe.stamping and bwe.ext_id is not None:
+                # A resend is a new packet on the transport: a new transport-wide number.
+                try:
+                    packet = stamp(packet, bwe.ext_id, bwe.sequencer.next(now, len(packet)))
+                except MalformedPacket:
+                    continue
             self.transport.sendto(srtp.protect_rtp(packet), peer.address)
 
     def _send_nacks(self, now: float) -> None:
@@ -445,6 +502,7 @@ class MediaServer:
             if camera is not None and camera.direction != "inactive"
             else frozenset()
         )
+        bwe = self._downlink_control(downlink, member, plan.video_send)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
         for mid, stream_id in wanted.items():
@@ -452,11 +510,132 @@ class MediaServer:
             ssrc = downlink.video_ssrcs[mid]
             if section.payload_type is None:
                 continue
-            lines[mid] = (ssrc, section.payload_type, stream_id)
+            forwarded = stream_id
+            if bwe is not None and bwe.adaptive:
+                forwarded = self._keep_layer(downlink, mid, stream_id)
+            lines[mid] = (ssrc, section.payload_type, forwarded)
             if stream_id:
                 tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
+        if bwe is not None and bwe.adaptive:
+            self._configure_lines(bwe, wanted, event.video_subscription_configuration)
         self.video.subscribe(downlink, lines, now)
         return SubscribeResult(render_answer(plan), tuple(tracks))
+
+    # -- downlink congestion control (chime-signaling-protocol.md §4.4-§4.6) ---------------
+
+    def _downlink_control(
+        self, downlink: _Downlink, member: Member, sections: Sequence[SectionAnswer]
+    ) -> DownlinkController | None:
+        """Create or update the subscriber's controller from the latest answer.
+
+        Forwarded video is stamped with transport-wide sequence numbers when a downlink
+        m-line negotiated both the extension and ``transport-cc`` feedback; REMB is read
+        whenever the subscriber sends it.
+        """
+        ext_id: int | None = None
+        for section in sections:
+            found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
+            feedback = section.codecs[0].rtcp_fb if section.codecs else ()
+            if found is not None and found <= 14 and "transport-cc" in feedback:
+                ext_id = found
+                break
+        adaptive = member.server_side_adaption
+        bwe = downlink.bwe
+        if bwe is None:
+            if not sections:
+                return None
+            bwe = downlink.bwe = DownlinkController(ext_id, adaptive=adaptive)
+        else:
+            bwe.set_extension(ext_id)
+            bwe.adaptive = adaptive
+        return bwe
+
+    def _keep_layer(self, downlink: _Downlink, mid: str, stream_id: int) -> int:
+        """With adaption, a renegotiation keeps the layer the server chose on ``mid`` when
+        the client still asks for the same source."""
+        out = self.video.lines_of(downlink).get(mid)
+        if out is None or not stream_id:
+            return stream_id
+        current = out.pending_stream_id or out.stream_id
+        publisher = self.video.publishers.get(stream_id)
+        if current and publisher is not None and self.video.publishers.get(current) is publisher:
+            return current
+        return stream_id
+
+    @staticmethod
+    def _configure_lines(
+        bwe: DownlinkController,
+        wanted: dict[str, int],
+        configs: Sequence[VideoSubscriptionConfiguration],
+    ) -> None:
+        by_mid = {c.mid: c for c in configs}
+        for mid in [m for m in bwe.lines if not wanted.get(m)]:
+            del bwe.lines[mid]
+        for mid, stream_id in wanted.items():
+            if not stream_id:
+                continue
+            line = bwe.lines.get(mid)
+            if line is None:
+                line = bwe.lines[mid] = LinePreference(stream_id)
+            line.stream_id = stream_id
+            config = by_mid.get(mid)
+            if config is not None:
+                _apply_config(line, config)
+
+    def _adapt_layers(self, now: float) -> None:
+        """Twice a second: measure the published layers, then re-allocate every adaptive
+        subscriber's m-lines from its downlink estimate (§4.5, §4.6)."""
+        for downlink in self._downlinks.values():
+            if downlink.rid_streams:
+                _measure_layers(downlink, now)
+        for downlink in list(self._downlinks.values()):
+            bwe = downlink.bwe
+            if bwe is not None and bwe.adaptive and bwe.lines:
+                self._adapt_subscriber(downlink, bwe, now)
+
+    def _adapt_subscriber(self, downlink: _Downlink, bwe: DownlinkController, now: float) -> None:
+        outs = self.video.lines_of(downlink)
+        layers: dict[str, list[tuple[int, int]]] = {}
+        current: dict[str, int] = {}
+        for mid, line in bwe.lines.items():
+            out = outs.get(mid)
+            publisher = self.video.publishers.get(line.stream_id)
+            if out is None or not isinstance(publisher, _Downlink):
+                continue
+            rates = publisher.layer_rates
+            options = [
+                (stream_id, int(rates[stream_id]))
+                for stream_id in publisher.rid_streams.values()
+                if rates.get(stream_id, 0.0) > 0
+            ]
+            if options:
+                layers[mid] = options
+                current[mid] = out.pending_stream_id or out.stream_id
+        paused: list[int] = []
+        resumed: list[int] = []
+        for mid, stream_id in bwe.choose(layers, current).items():
+            line = bwe.lines[mid]
+            if not stream_id and not line.server_paused:
+                line.server_paused = True
+                paused.append(line.stream_id)
+            elif stream_id and line.server_paused:
+                line.server_paused = False
+                resumed.append(line.stream_id)
+            if stream_id != current[mid]:
+                self.video.select(downlink, mid, stream_id, now)
+        if self.on_video_paused is not None:
+            if paused:
+                self.on_video_paused(downlink.member, paused, True)
+            if resumed:
+                self.on_video_paused(downlink.member, resumed, False)
+
+    def downlink_estimate(self, member: Member) -> int | None:
+        """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown."""
+        downlink = self._downlinks.get(member)
+        if downlink is None or downlink.bwe is None:
+            return None
+        estimate = downlink.bwe.estimate
+        return None if estimate is None else estimate // 1000
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s per published stream of ``members`` since the previous call."""
@@ -494,15 +673,56 @@ class MediaServer:
             downlink.stream_ssrcs.clear()
         self.video.publish(downlink, list(streams.values()), now)
 
-    def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
+    def select(
+        self,
+        member: Member,
+        mid: str,
+        stream_id: int,
+        now: float,
+        config: VideoSubscriptionConfiguration | None = None,
+    ) -> None:
+        """REMOTE_VIDEO_UPDATE (§4.5). With server-side adaption ``stream_id`` names the
+        source (its group); the server keeps its layer choice within that source and
+        re-allocates at once with the new priority and target bitrate."""
         downlink = self._downlinks.get(member)
-        if downlink is not None:
+        if downlink is None:
+            return
+        bwe = downlink.bwe
+        if bwe is None or not bwe.adaptive:
             self.video.select(downlink, mid, stream_id, now)
+            return
+        if not stream_id:
+            bwe.lines.pop(mid, None)
+            self.video.select(downlink, mid, 0, now)
+            return
+        line = bwe.lines.get(mid)
+        if line is None:
+            line = bwe.lines[mid] = LinePreference(stream_id)
+        line.stream_id = stream_id
+        if config is not None:
+            _apply_config(line, config)
+        forwarded = self._keep_layer(downlink, mid, stream_id)
+        out = self.video.lines_of(downlink).get(mid)
+        current = 0 if out is None else out.pending_stream_id or out.stream_id
+        if out is not None and forwarded != current and not line.server_paused:
+            self.video.select(downlink, mid, forwarded, now)
+        self._adapt_subscriber(downlink, bwe, now)
 
     def pause(self, member: Member, stream_ids: set[int], paused: bool, now: float) -> None:
         downlink = self._downlinks.get(member)
-        if downlink is not None:
-            self.video.pause(downlink, stream_ids, paused, now)
+        if downlink is None:
+            return
+        bwe = downlink.bwe
+        if bwe is not None and bwe.adaptive:
+            # The client names the stream it subscribed to; the server may forward another
+            # layer of that source on the m-line.
+            outs = self.video.lines_of(downlink)
+            for mid, line in bwe.lines.items():
+                out = outs.get(mid)
+                if line.stream_id in stream_ids and out is not None:
+                    line.client_paused = paused
+                    stream_ids = stream_ids | {out.pending_stream_id or out.stream_id}
+        self.video.pause(downlink, stream_ids, paused, now)
 
     def _new_downlink(
         self,
@@ -586,6 +806,31 @@ class MediaServer:
             {"peer": d.peer.key, "rtp_in": d.peer.stats.rtp_in, "rtp_out": d.peer.stats.rtp_out}
             for d in self._downlinks.values()
         ]
+
+
+def _apply_config(line: LinePreference, config: VideoSubscriptionConfiguration) -> None:
+    if config.priority is not None:
+        line.priority = config.priority
+    if config.target_bitrate_kbps:
+        line.target_bitrate = config.target_bitrate_kbps * 1000
+
+
+def _measure_layers(publisher: _Downlink, now: float) -> None:
+    """Update the publisher's smoothed bits/s per stream from its byte counters."""
+    counts = dict(publisher.stream_bytes)
+    previous = publisher.layer_sample
+    publisher.layer_sample = (now, counts)
+    if previous is None or now <= previous[0]:
+        return
+    elapsed = now - previous[0]
+    rates = publisher.layer_rates
+    for stream_id in publisher.rid_streams.values():
+        rate = (counts.get(stream_id, 0) - previous[1].get(stream_id, 0)) * 8 / elapsed
+        old = rates.get(stream_id)
+        if not rate or old is None:
+            rates[stream_id] = rate  # A layer that sent nothing is not on offer.
+        else:
+            rates[stream_id] = _RATE_SMOOTHING * old + (1 - _RATE_SMOOTHING) * rate
 
 
 def _starts_keyframe(codec: VideoCodec | None, packet: bytes) -> bool:

@@ -70,14 +70,19 @@ class OutStream:
     history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
     """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
 
-    def forward(self, packet: bytes, now: float) -> bytes:
+    def forward(self, packet: bytes, now: float, extension: bytes = b"") -> bytes:
         """:meth:`rewrite`, remembering the result for retransmissions."""
-        out = self.rewrite(packet)
+        out = self.rewrite(packet, extension)
         self.history.store(out[:12], out, now)
         return out
 
-    def rewrite(self, packet: bytes) -> bytes:
-        """A copy of ``packet`` renumbered for this m-line (no header extension)."""
+    def rewrite(self, packet: bytes, extension: bytes = b"") -> bytes:
+        """A copy of ``packet`` renumbered for this m-line.
+
+        The publisher's header extension is dropped; ``extension``, a complete extension
+        block of this subscriber's negotiation (the transport-wide sequence number,
+        :mod:`mediaserver.sfu.controller`), takes its place when given (RFC 3550 §5.3.1).
+        """
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
         if ssrc != self.source_ssrc:
             # First packet of a source on this m-line: continue the numbering seamlessly.
@@ -89,8 +94,18 @@ class OutStream:
         self.last_seq = out_seq
         self.last_ts = out_ts
         self.packets += 1
-        head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
         body = strip_extensions(packet) if packet[0] & 0x10 else packet
+        if extension:
+            head = bytes([packet[0] | 0x10, (packet[1] & 0x80) | self.payload_type])
+            csrcs = 12 + 4 * (packet[0] & 0x0F)
+            return (
+                head
+                + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc)
+                + body[12:csrcs]
+                + extension
+                + body[csrcs:]
+            )
+        head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
         return head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
 
 
@@ -200,6 +215,10 @@ class VideoRouter:
 
     def streams_of(self, publisher: object) -> list[int]:
         return [s for s, p in self.publishers.items() if p is publisher]
+
+    def lines_of(self, subscriber: object) -> dict[str, OutStream]:
+        """The subscriber's m-lines, mid → :class:`OutStream` (do not modify)."""
+        return self._by_subscriber.get(subscriber, {})
 
     def out_for_ssrc(self, subscriber: object, ssrc: int) -> OutStream | None:
         for out in self._by_subscriber.get(subscriber, {}).values():

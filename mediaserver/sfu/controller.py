@@ -1,0 +1,201 @@
+"""One subscriber's downlink congestion control: the glue between the SFU cores.
+
+Rules of this file:
+
+* Sans-I/O; time is passed in. One :class:`DownlinkController` per subscriber connection
+  (transport-wide numbers count every packet of the bundled transport,
+  draft-holmer-rmcat-transport-wide-cc-extensions-01 §2).
+* Per forwarded packet only :meth:`DownlinkController.extension` runs: the next
+  transport-wide sequence number (:class:`~mediaserver.sfu.twcc.TransportSequencer`, three
+  list writes) packed into a ready one-byte-header extension block (RFC 8285 §4.2). The
+  forwarding path puts that block into the rewritten header; no object per packet.
+* The subscriber's transport-cc feedback and REMB (draft-alvestrand-rmcat-remb-03) feed one
+  :class:`~mediaserver.sfu.bwe.BandwidthEstimator`.
+* With server-side adaption (chime-signaling-protocol.md §3.2, §4.5) :meth:`choose` maps the
+  estimate onto the subscriber's m-lines with :func:`~mediaserver.sfu.allocator.allocate`:
+  for each m-line one stream id of the subscribed source's group (a simulcast layer), or 0
+  when even the lowest layer does not fit (the caller pauses the group, §4.6).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mediaserver.errors import InvalidArgument
+from mediaserver.rtp.rtcp import RtcpTransportCc
+from mediaserver.sfu.allocator import LayerOption, StreamDemand, allocate
+from mediaserver.sfu.bwe import BandwidthEstimator
+from mediaserver.sfu.twcc import TransportSequencer
+
+__all__ = ["HEADROOM", "DownlinkController", "LinePreference", "twcc_block"]
+
+HEADROOM = 0.85
+"""Share of the estimate given to video (the rest: audio, RTCP, retransmissions, bursts)."""
+UPGRADE_MARGIN = 1.15
+"""A higher layer is taken only when the budget exceeds its bitrate by this factor, so that
+measurement noise does not flip a subscriber between two layers."""
+
+_BLOCK = struct.Struct("!HHBHx")
+"""RFC 8285 §4.2: 0xBEDE, length 1 word, element header (id, len-1 = 1), 16-bit value, pad."""
+
+
+def twcc_block(ext_id: int, sequence_number: int) -> bytes:
+    """The header extension block carrying only a transport-wide sequence number.
+
+    Raises:
+        InvalidArgument: ``ext_id`` is not a one-byte-header id (1-14, RFC 8285 §4.2).
+    """
+    if not 1 <= ext_id <= 14:
+        raise InvalidArgument(f"transport-cc extension id {ext_id} is not 1-14")
+    return _BLOCK.pack(0xBEDE, 1, (ext_id << 4) | 1, sequence_number & 0xFFFF)
+
+
+@dataclass(slots=True)
+class LinePreference:
+    """What the subscriber asked for on one m-line (§4.5 ``SdkVideoSubscriptionConfiguration``).
+
+    Attributes:
+        stream_id: the stream the client named; its group is the subscribed source.
+        priority: lower is more important (``VideoPriorityBasedPolicy``); None: m-line order.
+        target_bitrate: the client's ``target_bitrate_kbps`` in bits/s, or None.
+        client_paused: the client paused this tile itself (C→S PAUSE).
+        server_paused: the server paused it for lack of bandwidth (S→C PAUSE, §4.6).
+    """
+
+    stream_id: int
+    priority: int | None = None
+    target_bitrate: int | None = None
+    client_paused: bool = False
+    server_paused: bool = False
+
+
+class DownlinkController:
+    """Transport-wide numbering, feedback and layer choice for one subscriber (sans-I/O).
+
+    Args:
+        ext_id: the negotiated transport-cc header extension id, or None (no stamping).
+        adaptive: server-side adaption is on for this subscriber (§3.2).
+        initial_bitrate: bits/s assumed before the first feedback.
+    """
+
+    __slots__ = ("_element", "_remb", "adaptive", "estimator", "feedback_count", "lines",
+                 "remb_count", "sequencer")  # fmt: skip
+
+    def __init__(
+        self, ext_id: int | None, *, adaptive: bool = False, initial_bitrate: int = 1_000_000
+    ) -> None:
+        self._element = 0
+        self.set_extension(ext_id)
+        self.adaptive = adaptive
+        self.sequencer = TransportSequencer()
+        self.estimator = BandwidthEstimator(initial_bitrate)
+        self.feedback_count = 0
+        """transport-cc feedback packets applied."""
+        self.remb_count = 0
+        """REMB packets applied."""
+        self._remb = 0
+        self.lines: dict[str, LinePreference] = {}
+        """mid → what the client asked for on it (kept only with adaption)."""
+
+    @property
+    def stamping(self) -> bool:
+        """Whether forwarded packets get a transport-wide sequence number."""
+        return self._element != 0
+
+    @property
+    def ext_id(self) -> int | None:
+        return self._element >> 4 if self._element else None
+
+    def set_extension(self, ext_id: int | None) -> None:
+        """Use ``ext_id`` (from the latest answer) for the transport-wide number, or stop."""
+        if ext_id is None:
+            self._element = 0
+            return
+        twcc_block(ext_id, 0)  # validates the id
+        self._element = (ext_id << 4) | 1
+
+    def extension(self, now: float, size: int) -> bytes:
+        """The extension block for the next packet sent at ``now`` (``size`` bytes)."""
+        return _BLOCK.pack(0xBEDE, 1, self._element, self.sequencer.next(now, size))
+
+    # -- feedback ------------------------------------------------------------------------
+
+    def receive_transport_cc(self, feedback: RtcpTransportCc, now: float) -> None:
+        """Apply the subscriber's transport-cc feedback (draft-holmer-...-01 §3.1)."""
+        results = self.sequencer.receive_feedback(feedback)
+        if results:
+            self.feedback_count += 1
+            self.estimator.receive_results(results, now)
+
+    def receive_remb(self, bitrate: int) -> None:
+        """Apply the subscriber's REMB (bits/s)."""
+        self.remb_count += 1
+        self._remb = bitrate
+        self.estimator.receive_remb(bitrate)
+
+    @property
+    def estimate(self) -> int | None:
+        """The downlink estimate in bits/s, or None before any feedback.
+
+        A subscriber that sends REMB but no transport-cc feedback did the estimation
+        itself: its latest REMB is the estimate. With transport-cc feedback the estimator's
+        delay- and loss-based rate counts, capped by the REMB if any.
+        """
+        if self.feedback_count:
+            return self.estimator.estimate
+        if self.remb_count:
+            return self._remb
+        return None
+
+    # -- server-side adaption --------------------------------------------------------------
+
+    def choose(
+        self,
+        layers: Mapping[str, Sequence[tuple[int, int]]],
+        current: Mapping[str, int],
+    ) -> dict[str, int]:
+        """Pick one stream per m-line from the estimate and the priorities.
+
+        Args:
+            layers: mid → ``(stream id, bits/s)`` of the subscribed source's layers that
+                are sending, in any order. M-lines absent here are left alone.
+            current: mid → the stream forwarded now (0: none or paused).
+
+        Returns:
+            mid → the stream to forward, 0 when none fits (pause). Empty before feedback.
+        """
+        estimate = self.estimate
+        if estimate is None:
+            return {}
+        demands: list[StreamDemand] = []
+        for index, (mid, options) in enumerate(layers.items()):
+            line = self.lines.get(mid)
+            if line is None or line.client_paused or not options:
+                continue
+            ranked = sorted(options, key=lambda o: o[1])
+            now_on = current.get(mid, 0)
+            layer_options = []
+            for spatial, (stream_id, bitrate) in enumerate(ranked):
+                # Hysteresis: a layer above the current one must fit with a margin.
+                above = now_on and stream_id != now_on and bitrate > _rate_of(ranked, now_on)
+                cost = int(bitrate * UPGRADE_MARGIN) if above else bitrate
+                layer_options.append(LayerOption(spatial, 0, max(cost, 1)))
+            layer_options.sort(key=lambda o: o.bitrate)
+            priority = line.priority if line.priority is not None else 1000 + index
+            demands.append(StreamDemand(mid, priority, tuple(layer_options), line.target_bitrate))
+        budget = int(estimate * HEADROOM)
+        chosen: dict[str, int] = {}
+        for allocation in allocate(budget, demands):
+            ranked = sorted(layers[allocation.key], key=lambda o: o[1])
+            layer = allocation.layer
+            chosen[allocation.key] = ranked[layer.spatial][0] if layer is not None else 0
+        return chosen
+
+
+def _rate_of(ranked: Sequence[tuple[int, int]], stream_id: int) -> int:
+    for candidate, bitrate in ranked:
+        if candidate == stream_id:
+            return bitrate
+    return 0
