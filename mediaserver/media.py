@@ -87,6 +87,8 @@ LEVEL_EVERY_TICKS = 10
 
 ADAPT_EVERY_TICKS = 25
 """Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
+_PROBE_WINDOW = 16
+"""Probes duplicate one of each m-line's latest packets, cycling through this many."""
 _RATE_SMOOTHING = 0.6
 """Weight of the previous layer bitrate in the per-publisher moving average."""
 
@@ -199,6 +201,9 @@ class MediaServer:
         """(meeting id, source id) → the downlink currently feeding and hearing that source."""
         self.on_audio_levels: LevelsListener | None = None
         self.on_video_paused: PauseListener | None = None
+        self._probing: set[_Downlink] = set()
+        """Subscribers whose controller asked for probes (paced on the 20 ms clock)."""
+        self.probe_packets = 0
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
         self._ticker: asyncio.TimerHandle | None = None
@@ -242,6 +247,8 @@ class MediaServer:
             self._send_sender_reports()
         if self.ticks % ADAPT_EVERY_TICKS == 0:
             self._adapt_layers(now)
+        if self._probing:
+            self._send_probes(now)
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
             for source_id in mixer.receivers:
@@ -613,7 +620,12 @@ class MediaServer:
                 current[mid] = out.pending_stream_id or out.stream_id
         paused: list[int] = []
         resumed: list[int] = []
-        for mid, stream_id in bwe.choose(layers, current).items():
+        chosen = bwe.choose(layers, current, now)
+        if bwe.probe_rate:
+            self._probing.add(downlink)
+        else:
+            self._probing.discard(downlink)
+        for mid, stream_id in chosen.items():
             line = bwe.lines[mid]
             if not stream_id and not line.server_paused:
                 line.server_paused = True
@@ -628,6 +640,44 @@ class MediaServer:
                 self.on_video_paused(downlink.member, paused, True)
             if resumed:
                 self.on_video_paused(downlink.member, resumed, False)
+
+    def _send_probes(self, now: float) -> None:
+        """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):
+        duplicates of their m-lines' latest packets, each with a new transport-wide number;
+        the receiver discards them as duplicates, its feedback shows their arrival."""
+        for downlink in list(self._probing):
+            bwe = downlink.bwe
+            peer = downlink.peer
+            srtp = peer.srtp
+            outs = [o for o in self.video.lines_of(downlink).values() if o.stream_id]
+            if bwe is None or bwe.ext_id is None or not bwe.probe_rate or not outs:
+                self._probing.discard(downlink)
+                continue
+            if srtp is None or peer.address is None:
+                continue
+            budget = bwe.probe_budget(TICK)
+            misses = 0
+            while budget > 0 and misses < _PROBE_WINDOW:
+                cursor = bwe.probe_cursor
+                bwe.probe_cursor = cursor + 1
+                out = outs[cursor % len(outs)]
+                back = (cursor // len(outs)) % _PROBE_WINDOW
+                packet = out.history.get((out.last_seq - back) & 0xFFFF)
+                if packet is None:
+                    misses += 1
+                    continue
+                try:
+                    packet = stamp(packet, bwe.ext_id, bwe.sequencer.next(now, len(packet)))
+                except MalformedPacket:
+                    misses += 1
+                    continue
+                budget -= len(packet)
+                bwe.probe_credit -= len(packet)
+                data = srtp.protect_rtp(packet)
+                peer.stats.rtp_out += 1
+                peer.stats.bytes_out += len(data)
+                self.transport.sendto(data, peer.address)
+                self.probe_packets += 1
 
     def downlink_estimate(self, member: Member) -> int | None:
         """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown."""
@@ -791,6 +841,7 @@ class MediaServer:
         if downlink is None:
             return
         self.transport.remove_peer(downlink.peer)
+        self._probing.discard(downlink)
         self.video.unpublish(downlink)
         self.video.unsubscribe(downlink)
         meeting_id = _meeting_id(member)

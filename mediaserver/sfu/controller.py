@@ -15,6 +15,13 @@ Rules of this file:
   estimate onto the subscriber's m-lines with :func:`~mediaserver.sfu.allocator.allocate`:
   for each m-line one stream id of the subscribed source's group (a simulcast layer), or 0
   when even the lowest layer does not fit (the caller pauses the group, §4.6).
+* Probing (the BANDWIDTH_PROBING half of the mode): the estimator never rises far above
+  what the subscriber acknowledges, so a subscriber moved down would stay down. When the
+  layers it wants cost more than the estimate allows and the link shows neither over-use
+  nor loss, :attr:`DownlinkController.probe_rate` asks the caller to send that many extra
+  bits/s of duplicates of recently sent packets (each with a fresh transport-wide number;
+  receivers discard duplicates), so the feedback shows whether the link carries more. A
+  probe that meets congestion stops and the next waits twice as long (4 s up to 60 s).
 """
 
 from __future__ import annotations
@@ -36,6 +43,13 @@ HEADROOM = 0.85
 UPGRADE_MARGIN = 1.15
 """A higher layer is taken only when the budget exceeds its bitrate by this factor, so that
 measurement noise does not flip a subscriber between two layers."""
+
+PROBE_MAX = 2_000_000
+"""Largest probe, bits/s."""
+PROBE_HOLD = 4.0
+"""Seconds before probing again after a probe met congestion (doubles, up to 60 s)."""
+_PROBE_HOLD_MAX = 60.0
+_CONGESTED_LOSS = 0.05
 
 _BLOCK = struct.Struct("!HHBHx")
 """RFC 8285 §4.2: 0xBEDE, length 1 word, element header (id, len-1 = 1), 16-bit value, pad."""
@@ -80,7 +94,8 @@ class DownlinkController:
         initial_bitrate: bits/s assumed before the first feedback.
     """
 
-    __slots__ = ("_element", "_remb", "adaptive", "estimator", "feedback_count", "lines",
+    __slots__ = ("_element", "_probe_after", "_probe_hold", "_remb", "adaptive", "estimator",
+                 "feedback_count", "lines", "probe_credit", "probe_cursor", "probe_rate",
                  "remb_count", "sequencer")  # fmt: skip
 
     def __init__(
@@ -96,6 +111,14 @@ class DownlinkController:
         self.remb_count = 0
         """REMB packets applied."""
         self._remb = 0
+        self.probe_rate = 0
+        """Extra bits/s the caller should send as probes until the next :meth:`choose`."""
+        self._probe_hold = PROBE_HOLD
+        self._probe_after = 0.0
+        self.probe_credit = 0.0
+        """Probe bytes due and not yet sent (:meth:`probe_budget`)."""
+        self.probe_cursor = 0
+        """Which recently sent packet the next probe duplicates (the caller's counter)."""
         self.lines: dict[str, LinePreference] = {}
         """mid → what the client asked for on it (kept only with adaption)."""
 
@@ -155,20 +178,26 @@ class DownlinkController:
         self,
         layers: Mapping[str, Sequence[tuple[int, int]]],
         current: Mapping[str, int],
+        now: float,
     ) -> dict[str, int]:
-        """Pick one stream per m-line from the estimate and the priorities.
+        """Pick one stream per m-line from the estimate and the priorities; decide
+        :attr:`probe_rate` for the time until the next call.
 
         Args:
             layers: mid → ``(stream id, bits/s)`` of the subscribed source's layers that
                 are sending, in any order. M-lines absent here are left alone.
             current: mid → the stream forwarded now (0: none or paused).
+            now: the current time.
 
         Returns:
             mid → the stream to forward, 0 when none fits (pause). Empty before feedback.
         """
         estimate = self.estimate
         if estimate is None:
+            self.probe_rate = 0
             return {}
+        wanted = 0
+        sending = 0
         demands: list[StreamDemand] = []
         for index, (mid, options) in enumerate(layers.items()):
             line = self.lines.get(mid)
@@ -176,6 +205,7 @@ class DownlinkController:
                 continue
             ranked = sorted(options, key=lambda o: o[1])
             now_on = current.get(mid, 0)
+            sending += _rate_of(ranked, now_on)
             layer_options = []
             for spatial, (stream_id, bitrate) in enumerate(ranked):
                 # Hysteresis: a layer above the current one must fit with a margin.
@@ -183,6 +213,9 @@ class DownlinkController:
                 cost = int(bitrate * UPGRADE_MARGIN) if above else bitrate
                 layer_options.append(LayerOption(spatial, 0, max(cost, 1)))
             layer_options.sort(key=lambda o: o.bitrate)
+            cap = line.target_bitrate
+            affordable = [o.bitrate for o in layer_options if cap is None or o.bitrate <= cap]
+            wanted += max(affordable or [layer_options[0].bitrate])
             priority = line.priority if line.priority is not None else 1000 + index
             demands.append(StreamDemand(mid, priority, tuple(layer_options), line.target_bitrate))
         budget = int(estimate * HEADROOM)
@@ -191,7 +224,38 @@ class DownlinkController:
             ranked = sorted(layers[allocation.key], key=lambda o: o[1])
             layer = allocation.layer
             chosen[allocation.key] = ranked[layer.spatial][0] if layer is not None else 0
+        self._decide_probe(int(wanted / HEADROOM), estimate, sending, now)
         return chosen
+
+    def probe_budget(self, elapsed: float) -> float:
+        """Bytes of probes due after ``elapsed`` more seconds at :attr:`probe_rate`; the
+        caller sends about that much and subtracts what it sent from :attr:`probe_credit`."""
+        if not self.probe_rate:
+            self.probe_credit = 0.0
+            return 0.0
+        self.probe_credit = min(
+            self.probe_credit + self.probe_rate * elapsed / 8, self.probe_rate * 0.1 / 8
+        )
+        return self.probe_credit
+
+    def _decide_probe(self, needed: int, estimate: int, sending: int, now: float) -> None:
+        """Probe so that media plus probes reach the estimate the wanted layers need."""
+        shortfall = needed - estimate
+        estimator = self.estimator
+        congested = estimator.usage == "overusing" or estimator.loss_fraction > _CONGESTED_LOSS
+        if congested:
+            if self.probe_rate:
+                self._probe_after = now + self._probe_hold
+                self._probe_hold = min(self._probe_hold * 2, _PROBE_HOLD_MAX)
+            self.probe_rate = 0
+            return
+        if shortfall <= 0 or not self.feedback_count or now < self._probe_after:
+            if shortfall <= 0 and self.probe_rate:
+                self._probe_hold = PROBE_HOLD  # The probe found the room it looked for.
+            self.probe_rate = 0
+            return
+        # Transport-cc feedback shows what the probe does; REMB alone would not.
+        self.probe_rate = min(needed - sending, PROBE_MAX, max(estimate, 100_000))
 
 
 def _rate_of(ranked: Sequence[tuple[int, int]], stream_id: int) -> int:

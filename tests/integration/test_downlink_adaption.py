@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(180)
 
 T = 20.0 * TIMEOUT_FACTOR
 LOW, HI = (160, 120), (320, 240)
-ROOMY, TIGHT, STARVED = 2_000_000, 330_000, 40_000
+ROOMY, TIGHT, STARVED = 2_000_000, 450_000, 40_000
 """REMB values: both layers fit; only the ~150 kbit/s layer fits; not even that one."""
 
 
@@ -117,6 +117,7 @@ async def test_the_server_moves_a_subscriber_between_layers_by_its_estimate(
             duplex=StreamServiceType.DUPLEX,
         )
         low, hi = (a.stream_id for a in ack.allocations)
+        assert low and hi and low != hi
         await camera.connect(ack.sdp_answer)
         await camera.start_video()
 
@@ -158,7 +159,6 @@ async def test_the_server_moves_a_subscriber_between_layers_by_its_estimate(
         assert viewer.pause_log == [(group, True), (group, False)]
         # Every size the subscriber decoded was one of the two layers, on one m-line.
         assert [size for size, _ in peer.video_sizes["2"]] == [HI, LOW, HI]
-        assert low != hi
     finally:
         camera.close()
         await publisher.close()
