@@ -87,8 +87,8 @@ LEVEL_EVERY_TICKS = 10
 
 ADAPT_EVERY_TICKS = 25
 """Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
-_PROBE_WINDOW = 16
-"""Probes duplicate one of each m-line's latest packets, cycling through this many."""
+_PADDING_PACKET = 275
+"""Bytes of one probe: RTP header, transport-wide number, 255 octets of padding."""
 _RATE_SMOOTHING = 0.6
 """Weight of the previous layer bitrate in the per-publisher moving average."""
 
@@ -621,6 +621,14 @@ class MediaServer:
         paused: list[int] = []
         resumed: list[int] = []
         chosen = bwe.choose(layers, current, now)
+        if logger.isEnabledFor(logging.DEBUG):
+            estimator = bwe.estimator
+            logger.debug(
+                "%s: estimate %s usage %s loss %.3f probe %d (%d sent) feedback %d layers %s"
+                " current %s chosen %s",
+                downlink.peer.key, bwe.estimate, estimator.usage, estimator.loss_fraction,
+                bwe.probe_rate, self.probe_packets, bwe.feedback_count, layers, current, chosen,
+            )  # fmt: skip
         if bwe.probe_rate:
             self._probing.add(downlink)
         else:
@@ -643,34 +651,32 @@ class MediaServer:
 
     def _send_probes(self, now: float) -> None:
         """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):
-        duplicates of their m-lines' latest packets, each with a new transport-wide number;
-        the receiver discards them as duplicates, its feedback shows their arrival."""
+        padding-only packets between frames on their m-lines, each with a transport-wide
+        number, paced on the 20 ms clock. (Duplicates of sent packets would not do: the
+        receiver's SRTP replay check drops them before its feedback sees them.)"""
         for downlink in list(self._probing):
             bwe = downlink.bwe
             peer = downlink.peer
             srtp = peer.srtp
-            outs = [o for o in self.video.lines_of(downlink).values() if o.stream_id]
-            if bwe is None or bwe.ext_id is None or not bwe.probe_rate or not outs:
+            # A paused m-line may carry padding too, so that a subscriber paused for lack of
+            # bandwidth can show it has room again.
+            outs = [o for o in self.video.lines_of(downlink).values() if o.packets]
+            if bwe is None or not bwe.stamping or not bwe.probe_rate or not outs:
                 self._probing.discard(downlink)
                 continue
             if srtp is None or peer.address is None:
                 continue
             budget = bwe.probe_budget(TICK)
             misses = 0
-            while budget > 0 and misses < _PROBE_WINDOW:
+            while budget > 0 and misses < len(outs):
                 cursor = bwe.probe_cursor
                 bwe.probe_cursor = cursor + 1
                 out = outs[cursor % len(outs)]
-                back = (cursor // len(outs)) % _PROBE_WINDOW
-                packet = out.history.get((out.last_seq - back) & 0xFFFF)
-                if packet is None:
+                if not out.frame_ended:
                     misses += 1
                     continue
-                try:
-                    packet = stamp(packet, bwe.ext_id, bwe.sequencer.next(now, len(packet)))
-                except MalformedPacket:
-                    misses += 1
-                    continue
+                extension = bwe.extension(now, _PADDING_PACKET)
+                packet = out.padding(extension, _PADDING_PACKET - 20, now)
                 budget -= len(packet)
                 bwe.probe_credit -= len(packet)
                 data = srtp.protect_rtp(packet)

@@ -67,6 +67,8 @@ class OutStream:
     source_ssrc: int | None = None
     """The publisher SSRC the offsets were computed for."""
     packets: int = 0
+    frame_ended: bool = False
+    """The last packet sent ended a frame (marker bit): padding may follow it."""
     history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
     """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
 
@@ -94,6 +96,7 @@ class OutStream:
         self.last_seq = out_seq
         self.last_ts = out_ts
         self.packets += 1
+        self.frame_ended = packet[1] >= 0x80
         body = strip_extensions(packet) if packet[0] & 0x10 else packet
         if extension:
             head = bytes([packet[0] | 0x10, (packet[1] & 0x80) | self.payload_type])
@@ -107,6 +110,25 @@ class OutStream:
             )
         head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
         return head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+
+    def padding(self, extension: bytes, size: int, now: float) -> bytes:
+        """A padding-only packet continuing this m-line's numbering (RFC 3550 §5.1: P bit,
+        the last octet counts the padding), for bandwidth probes. Call only when
+        :attr:`frame_ended`: like a sender without RTX, padding goes between frames, with
+        the last frame's timestamp. Later packets are numbered after it.
+
+        Args:
+            extension: the extension block (the transport-wide sequence number) or b"".
+            size: padding octets, 1-255.
+        """
+        size = max(1, min(size, 255))
+        self.last_seq = (self.last_seq + 1) & 0xFFFF
+        self.seq_offset = (self.seq_offset + 1) & 0xFFFF
+        head = bytes([0xB0 if extension else 0xA0, self.payload_type])
+        header = head + _SEQ_TS_SSRC.pack(self.last_seq, self.last_ts, self.ssrc)
+        packet = header + extension + bytes(size - 1) + bytes([size])
+        self.history.store(header, packet, now)
+        return packet
 
 
 class VideoRouter:

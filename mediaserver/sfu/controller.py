@@ -19,9 +19,9 @@ Rules of this file:
   what the subscriber acknowledges, so a subscriber moved down would stay down. When the
   layers it wants cost more than the estimate allows and the link shows neither over-use
   nor loss, :attr:`DownlinkController.probe_rate` asks the caller to send that many extra
-  bits/s of duplicates of recently sent packets (each with a fresh transport-wide number;
-  receivers discard duplicates), so the feedback shows whether the link carries more. A
-  probe that meets congestion stops and the next waits twice as long (4 s up to 60 s).
+  bits/s of padding-only packets (each with a transport-wide number), so the feedback shows
+  whether the link carries more. A probe that meets congestion stops and the next waits
+  twice as long (4 s up to 60 s).
 """
 
 from __future__ import annotations
@@ -43,6 +43,10 @@ HEADROOM = 0.85
 UPGRADE_MARGIN = 1.15
 """A higher layer is taken only when the budget exceeds its bitrate by this factor, so that
 measurement noise does not flip a subscriber between two layers."""
+KEEP_FACTOR = 0.7
+"""The layer being forwarded counts at this share of its bitrate: the estimate follows what
+is sent (an over-use sets it to 0.85 x the acknowledged rate), so without this discount one
+over-use would already drop the layer that caused no trouble."""
 
 PROBE_MAX = 2_000_000
 """Largest probe, bits/s."""
@@ -94,9 +98,9 @@ class DownlinkController:
         initial_bitrate: bits/s assumed before the first feedback.
     """
 
-    __slots__ = ("_element", "_probe_after", "_probe_hold", "_remb", "adaptive", "estimator",
-                 "feedback_count", "lines", "probe_credit", "probe_cursor", "probe_rate",
-                 "remb_count", "sequencer")  # fmt: skip
+    __slots__ = ("_element", "_last_feedback", "_probe_after", "_probe_hold", "_remb",
+                 "adaptive", "estimator", "feedback_count", "lines", "probe_credit",
+                 "probe_cursor", "probe_rate", "remb_count", "sequencer")  # fmt: skip
 
     def __init__(
         self, ext_id: int | None, *, adaptive: bool = False, initial_bitrate: int = 1_000_000
@@ -115,10 +119,11 @@ class DownlinkController:
         """Extra bits/s the caller should send as probes until the next :meth:`choose`."""
         self._probe_hold = PROBE_HOLD
         self._probe_after = 0.0
+        self._last_feedback = 0
         self.probe_credit = 0.0
         """Probe bytes due and not yet sent (:meth:`probe_budget`)."""
         self.probe_cursor = 0
-        """Which recently sent packet the next probe duplicates (the caller's counter)."""
+        """Which m-line carries the next probe (the caller's round-robin counter)."""
         self.lines: dict[str, LinePreference] = {}
         """mid → what the client asked for on it (kept only with adaption)."""
 
@@ -192,6 +197,7 @@ class DownlinkController:
         Returns:
             mid → the stream to forward, 0 when none fits (pause). Empty before feedback.
         """
+        congested = self._take_probe_result(now)
         estimate = self.estimate
         if estimate is None:
             self.probe_rate = 0
@@ -208,9 +214,14 @@ class DownlinkController:
             sending += _rate_of(ranked, now_on)
             layer_options = []
             for spatial, (stream_id, bitrate) in enumerate(ranked):
-                # Hysteresis: a layer above the current one must fit with a margin.
-                above = now_on and stream_id != now_on and bitrate > _rate_of(ranked, now_on)
-                cost = int(bitrate * UPGRADE_MARGIN) if above else bitrate
+                # Hysteresis: a layer above the current one must fit with a margin, the
+                # current one is kept until the estimate falls clearly below it.
+                if stream_id == now_on:
+                    cost = int(bitrate * KEEP_FACTOR)
+                elif now_on and bitrate > _rate_of(ranked, now_on):
+                    cost = int(bitrate * UPGRADE_MARGIN)
+                else:
+                    cost = bitrate
                 layer_options.append(LayerOption(spatial, 0, max(cost, 1)))
             layer_options.sort(key=lambda o: o.bitrate)
             cap = line.target_bitrate
@@ -224,8 +235,24 @@ class DownlinkController:
             ranked = sorted(layers[allocation.key], key=lambda o: o[1])
             layer = allocation.layer
             chosen[allocation.key] = ranked[layer.spatial][0] if layer is not None else 0
-        self._decide_probe(int(wanted / HEADROOM), estimate, sending, now)
+        self._decide_probe(int(wanted / HEADROOM), estimate, sending, congested, now)
         return chosen
+
+    def _take_probe_result(self, now: float) -> bool:
+        """Whether new feedback shows congestion; a probe it shows delivered without
+        congestion raises the estimate to the delivered rate."""
+        estimator = self.estimator
+        # Without new feedback (nothing sent: all paused) the detector's state is stale.
+        fresh = self.feedback_count != self._last_feedback
+        self._last_feedback = self.feedback_count
+        congested = fresh and (
+            estimator.usage == "overusing" or estimator.loss_fraction > _CONGESTED_LOSS
+        )
+        if fresh and not congested and self.probe_rate:
+            delivered = estimator.acknowledged_bitrate()
+            if delivered is not None:
+                estimator.apply_probe(delivered, now)
+        return congested
 
     def probe_budget(self, elapsed: float) -> float:
         """Bytes of probes due after ``elapsed`` more seconds at :attr:`probe_rate`; the
@@ -238,11 +265,11 @@ class DownlinkController:
         )
         return self.probe_credit
 
-    def _decide_probe(self, needed: int, estimate: int, sending: int, now: float) -> None:
+    def _decide_probe(
+        self, needed: int, estimate: int, sending: int, congested: bool, now: float
+    ) -> None:
         """Probe so that media plus probes reach the estimate the wanted layers need."""
         shortfall = needed - estimate
-        estimator = self.estimator
-        congested = estimator.usage == "overusing" or estimator.loss_fraction > _CONGESTED_LOSS
         if congested:
             if self.probe_rate:
                 self._probe_after = now + self._probe_hold

@@ -112,10 +112,16 @@ def test_the_layer_follows_the_estimate_down_and_back_up() -> None:
     assert session.current == {"2": HI}
 
 
-def test_a_starved_link_pauses_the_m_line() -> None:
+def test_a_starved_link_pauses_the_m_line_and_probes_resume_it() -> None:
     session = Session(60_000)
     session.run(15)
     assert session.current == {"2": 0}
+    # Nothing is sent while paused, so only probes can show that the link recovered.
+    session.link.capacity = 3_000_000
+    session.probed = False
+    session.run(60)
+    assert session.probed
+    assert session.current == {"2": HI}
 
 
 def test_no_choice_before_feedback_and_remb_alone_is_the_estimate() -> None:
@@ -139,7 +145,7 @@ def test_priorities_decide_who_gets_the_better_layer() -> None:
     controller.lines["2"] = LinePreference(2, priority=2)
     controller.lines["3"] = LinePreference(4, priority=1)
     controller.receive_remb(900_000)
-    assert controller.choose(layers, {"2": 2, "3": 4}, 0.0) == {"2": 1, "3": 4}
+    assert controller.choose(layers, {"2": 1, "3": 3}, 0.0) == {"2": 1, "3": 4}
     controller.lines["2"].priority = 0
     assert controller.choose(layers, {"2": 1, "3": 4}, 0.5) == {"2": 2, "3": 3}
     # A target bitrate below the high layer keeps that m-line low whatever the estimate.
