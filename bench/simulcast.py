@@ -21,7 +21,7 @@ from av.video.frame import PictureType
 
 from bench.litepeer import LitePeer
 from mediaserver.errors import MalformedPacket
-from mediaserver.rtp.rtcp import RtcpPli, parse_compound
+from mediaserver.rtp.rtcp import RtcpPli, RtcpRemb, parse_compound
 
 __all__ = ["LAYERS", "SimulcastPublisher", "VideoLayer"]
 
@@ -68,6 +68,8 @@ class SimulcastPublisher(LitePeer):
 
     fps: int = 15
     noise: bool = False
+    rembs: list[int] = field(default_factory=list)
+    """Bitrates of the RTCP REMBs the server sent (this camera does not obey them)."""
     layers: list[VideoLayer] = field(
         default_factory=lambda: [VideoLayer(rid, w, h, b) for rid, w, h, b in LAYERS]
     )
@@ -100,6 +102,8 @@ class SimulcastPublisher(LitePeer):
         except (MalformedPacket, ValueError):
             return
         for packet in packets:
+            if isinstance(packet, RtcpRemb):
+                self.rembs.append(packet.bitrate)
             if isinstance(packet, RtcpPli):
                 for layer in self.layers:
                     if layer.ssrc == packet.media_ssrc:

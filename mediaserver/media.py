@@ -47,6 +47,7 @@ from mediaserver.rtp.rtcp import (
 from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.twcc import stamp
+from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
@@ -120,6 +121,7 @@ class _Downlink:
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
+        "cap",
         "layer_rates",
         "layer_sample",
         "member",
@@ -179,6 +181,8 @@ class _Downlink:
         self.layer_rates: dict[int, float] = {}
         """Published stream id → smoothed bits/s, for the allocation of subscribers."""
         self.layer_sample: tuple[float, dict[int, int]] | None = None
+        self.cap: UplinkCap | None = None
+        """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
 
 
 class MediaServer:
@@ -204,6 +208,9 @@ class MediaServer:
         self._probing: set[_Downlink] = set()
         """Subscribers whose controller asked for probes (paced on the 20 ms clock)."""
         self.probe_packets = 0
+        self.cap_dropped_packets = 0
+        """Uplink video packets dropped because their sender was over its cap."""
+        self._cap_dropped_frames = 0
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
         self._ticker: asyncio.TimerHandle | None = None
@@ -247,6 +254,7 @@ class MediaServer:
             self._send_sender_reports()
         if self.ticks % ADAPT_EVERY_TICKS == 0:
             self._adapt_layers(now)
+            self._send_cap_rembs(now)
         if self._probing:
             self._send_probes(now)
         for meeting_id, mixer in list(self._mixers.items()):
@@ -331,11 +339,24 @@ class MediaServer:
                 sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc
             )
         nacks.receive(seq, now)
+        keyframe: bool | None = None
+        cap = publisher.cap
+        if cap is not None:
+            if cap.needs_keyframe_check(stream_id):
+                keyframe = _starts_keyframe(publisher.camera_codec, packet)
+            admitted, ask = cap.admit(
+                stream_id, int.from_bytes(packet[4:8], "big"), len(packet), now, keyframe
+            )
+            if ask:
+                self.video.keyframe(stream_id, now)
+            if not admitted:
+                self.cap_dropped_packets += 1
+                return
+        # What is forwardable (BITRATES, layer costs): after the cap.
         publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
         outs = self.video.outs(stream_id)
         if not outs:
             return
-        keyframe: bool | None = None
         sendto = self.transport.sendto
         for out in outs:
             if out.stream_id != stream_id:
@@ -685,6 +706,36 @@ class MediaServer:
                 self.transport.sendto(data, peer.address)
                 self.probe_packets += 1
 
+    def _video_cap(self, member: Member) -> int:
+        """bits/s a sender may send: ``--max-video-kbps``, or Chime's limit (§4.5)."""
+        if self.config.max_video_kbps:
+            return self.config.max_video_kbps * 1000
+        meeting = member.app_data.get("meeting")
+        if member.attendee_id.endswith("#content"):
+            resolution = getattr(meeting, "content_max_resolution", "FHD")
+            return cap_for_resolution(str(resolution), content=True)
+        return cap_for_resolution(str(getattr(meeting, "video_max_resolution", "HD")))
+
+    def _send_cap_rembs(self, now: float) -> None:
+        """REMB to senders over their cap (meetings-digest.md §4.5: REMB first, then
+        frames are dropped; draft-alvestrand-rmcat-remb-03 §2)."""
+        for downlink in self._downlinks.values():
+            cap = downlink.cap
+            peer = downlink.peer
+            if cap is None or not cap.remb_due(now) or not downlink.stream_ssrcs:
+                continue
+            if peer.srtp is None or peer.address is None:
+                continue
+            ssrcs = sorted(downlink.stream_ssrcs.values())
+            remb = RtcpRemb.from_bitrate(downlink.audio.ssrc, cap.cap, ssrcs)
+            self.transport.sendto(peer.srtp.protect_rtcp(remb.serialize()), peer.address)
+
+    @property
+    def cap_dropped_frames(self) -> int:
+        """Uplink video frames dropped because their sender was over its cap."""
+        live = sum(d.cap.dropped_frames for d in self._downlinks.values() if d.cap is not None)
+        return self._cap_dropped_frames + live
+
     def downlink_estimate(self, member: Member) -> int | None:
         """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown."""
         downlink = self._downlinks.get(member)
@@ -718,11 +769,16 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None:
             return
+        if stream_ids and downlink.cap is None:
+            downlink.cap = UplinkCap(self._video_cap(member))
         rids = downlink.camera_rids
         if rids and len(stream_ids) == len(rids):
             streams = dict(zip(rids, stream_ids, strict=True))
         else:
             streams = {"": stream_ids[0]} if stream_ids else {}
+        if downlink.cap is not None:
+            # The lowest simulcast layer is never dropped: subscribers fall back to it.
+            downlink.cap.protected = stream_ids[0] if len(streams) > 1 else None
         if streams != downlink.rid_streams:
             downlink.rid_streams = streams
             downlink.ssrc_streams.clear()
@@ -848,6 +904,8 @@ class MediaServer:
             return
         self.transport.remove_peer(downlink.peer)
         self._probing.discard(downlink)
+        if downlink.cap is not None:
+            self._cap_dropped_frames += downlink.cap.dropped_frames
         self.video.unpublish(downlink)
         self.video.unsubscribe(downlink)
         meeting_id = _meeting_id(member)
