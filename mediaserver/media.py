@@ -737,9 +737,13 @@ class MediaServer:
         return self._cap_dropped_frames + live
 
     def downlink_estimate(self, member: Member) -> int | None:
-        """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown."""
+        """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown.
+
+        Only with server-side adaption: without it the server does not probe, so its
+        estimate stays near what it happens to send, and a client-side policy that read it
+        as available bandwidth would never move up."""
         downlink = self._downlinks.get(member)
-        if downlink is None or downlink.bwe is None:
+        if downlink is None or downlink.bwe is None or not downlink.bwe.adaptive:
             return None
         estimate = downlink.bwe.estimate
         return None if estimate is None else estimate // 1000

@@ -99,8 +99,11 @@ class OutStream:
         self.frame_ended = packet[1] >= 0x80
         body = strip_extensions(packet) if packet[0] & 0x10 else packet
         if extension:
-            head = bytes([packet[0] | 0x10, (packet[1] & 0x80) | self.payload_type])
-            csrcs = 12 + 4 * (packet[0] & 0x0F)
+            first = packet[0]
+            head = bytes([first | 0x10, (packet[1] & 0x80) | self.payload_type])
+            if not first & 0x0F:
+                return head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + extension + body[12:]
+            csrcs = 12 + 4 * (first & 0x0F)
             return (
                 head
                 + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc)

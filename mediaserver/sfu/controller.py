@@ -98,17 +98,23 @@ class DownlinkController:
         initial_bitrate: bits/s assumed before the first feedback.
     """
 
-    __slots__ = ("_element", "_last_feedback", "_probe_after", "_probe_hold", "_remb",
-                 "adaptive", "estimator", "feedback_count", "lines", "probe_credit",
-                 "probe_cursor", "probe_rate", "remb_count", "sequencer")  # fmt: skip
+    __slots__ = ("_element", "_last_feedback", "_next_number", "_pack", "_probe_after",
+                 "_probe_hold", "_remb", "adaptive", "estimator", "feedback_count", "lines",
+                 "probe_credit", "probe_cursor", "probe_rate", "remb_count",
+                 "sequencer", "stamping")  # fmt: skip
 
     def __init__(
         self, ext_id: int | None, *, adaptive: bool = False, initial_bitrate: int = 1_000_000
     ) -> None:
         self._element = 0
+        self.stamping = False
+        """Whether forwarded packets get a transport-wide sequence number (a plain
+        attribute: it is read once per forwarded packet)."""
         self.set_extension(ext_id)
         self.adaptive = adaptive
         self.sequencer = TransportSequencer()
+        self._next_number = self.sequencer.next
+        self._pack = _BLOCK.pack
         self.estimator = BandwidthEstimator(initial_bitrate)
         self.feedback_count = 0
         """transport-cc feedback packets applied."""
@@ -128,11 +134,6 @@ class DownlinkController:
         """mid → what the client asked for on it (kept only with adaption)."""
 
     @property
-    def stamping(self) -> bool:
-        """Whether forwarded packets get a transport-wide sequence number."""
-        return self._element != 0
-
-    @property
     def ext_id(self) -> int | None:
         return self._element >> 4 if self._element else None
 
@@ -140,13 +141,15 @@ class DownlinkController:
         """Use ``ext_id`` (from the latest answer) for the transport-wide number, or stop."""
         if ext_id is None:
             self._element = 0
+            self.stamping = False
             return
         twcc_block(ext_id, 0)  # validates the id
         self._element = (ext_id << 4) | 1
+        self.stamping = True
 
     def extension(self, now: float, size: int) -> bytes:
         """The extension block for the next packet sent at ``now`` (``size`` bytes)."""
-        return _BLOCK.pack(0xBEDE, 1, self._element, self.sequencer.next(now, size))
+        return self._pack(0xBEDE, 1, self._element, self._next_number(now, size))
 
     # -- feedback ------------------------------------------------------------------------
 
