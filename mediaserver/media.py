@@ -837,7 +837,9 @@ class MediaServer:
                 out = outs.get(mid)
                 if line.stream_id in stream_ids and out is not None:
                     line.client_paused = paused
-                    stream_ids = stream_ids | {out.pending_stream_id or out.stream_id}
+                    current = out.pending_stream_id or out.stream_id
+                    if current:
+                        stream_ids = stream_ids | {current}
         self.video.pause(downlink, stream_ids, paused, now)
 
     def _new_downlink(
