@@ -24,6 +24,7 @@ import contextlib
 import fractions
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from bench.media import FRAME_SAMPLES, SAMPLE_RATE, FrameSource, PcmLoop, Silence, ToneGenerator
+from mediaserver.rtp.rtcp import RtcpRemb
 
 __all__ = [
     "AudioRecorder",
@@ -264,6 +266,8 @@ class ChimePeer:
         self.video_sizes: dict[str, list[tuple[tuple[int, int], int]]] = {}
         """Per receive mid: each decoded size ((width, height), at frame count) in order."""
         self.timings: dict[str, float] = {}
+        self._answer = ""
+        self._rtcp_ssrc = secrets.randbits(32) or 1
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._closed = False
@@ -305,6 +309,7 @@ class ChimePeer:
         lines = [line for line in sdp.splitlines() if not _is_srflx(line)]
         answer = spread_bundle_candidates("\r\n".join(lines) + "\r\n")
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        self._answer = answer
         self.timings["answer_set"] = time.monotonic()
 
     # Waiting.
@@ -392,6 +397,18 @@ class ChimePeer:
 
     # Internals.
 
+    async def send_remb(self, bitrate: int) -> None:
+        """Report a downlink of ``bitrate`` bits/s to the server with an RTCP REMB
+        (draft-alvestrand-rmcat-remb-03 §2.2) for every video received, as a browser's
+        receive-side estimator does; aiortc sends one only for abs-send-time streams.
+
+        Raises:
+            ConnectionError: the transport is not connected.
+        """
+        remb = RtcpRemb.from_bitrate(self._rtcp_ssrc, bitrate, _video_ssrcs(self._answer))
+        transport = self.audio_transceiver.receiver.transport
+        await transport._send_rtp(remb.serialize())
+
     def _hook_audio_packets(self) -> None:
         # aiortc has no public per-packet hook, and its audio jitter buffer holds the first
         # decoded frame back by several packets, so the arrival of RTP packets is observed by
@@ -447,6 +464,15 @@ class ChimePeer:
                         future.set_result(None)
                 except Exception as exc:
                     future.set_exception(exc)
+
+
+def _video_ssrcs(answer: str) -> list[int]:
+    """The SSRCs an answer announces (``a=ssrc``) in its video m-sections."""
+    ssrcs: list[int] = []
+    for section in answer.split("\r\nm=")[1:]:
+        if section.startswith("video"):
+            ssrcs.extend(int(m) for m in re.findall(r"^a=ssrc:(\d+) ", section, re.MULTILINE))
+    return list(dict.fromkeys(ssrcs))
 
 
 def spread_bundle_candidates(sdp: str) -> str:

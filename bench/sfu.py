@@ -17,6 +17,13 @@ Three processes talk over real UDP sockets on loopback:
   CPU 1); in the latency phase they count, unprotect and read the send time the sender
   wrote into the payload.
 
+With ``--server-path`` two more forwarders are measured in the same run: the path the
+server runs today (``mediaserver.media.MediaServer._forward_video``: SRTP unprotect, uplink
+NACK log, byte count, ``VideoRouter`` outs, ``OutStream.forward`` rewriting each copy, SRTP
+protect + ``sendto``), once as is (``server``) and once stamping each copy with the
+subscriber's transport-wide sequence number (``server+twcc``, ``mediaserver.sfu.controller``),
+which prices the stamping.
+
 Scenarios: ``1->16`` (one publisher, 16 subscribers) and ``25->25`` (25 participants,
 each receiving the other 24). Phase 1 floods the forwarder and measures output packets
 per forwarder CPU second (``/proc`` CPU time; the loop is saturated, so this is also the
@@ -44,6 +51,7 @@ from typing import Any
 
 from bench.stats import format_table, median, percentile
 from mediaserver.rtp.packet import peek_extension_offset
+from mediaserver.sfu.controller import DownlinkController
 from mediaserver.sfu.egress import EgressQueue, Subscription, fan_out
 from mediaserver.sfu.forwarder import Forwarder, KeyframeRequestThrottle
 from mediaserver.sfu.layers import SimulcastSelector
@@ -52,6 +60,7 @@ from mediaserver.sfu.retransmission import RetransmissionBuffer
 from mediaserver.sfu.twcc import TransportSequencer
 from mediaserver.sfu.view import PacketViewParser
 from mediaserver.transport.srtp import SRTP_AES128_CM_SHA1_80, SrtpContext, SrtpKeys
+from mediaserver.video import VideoRouter
 
 __all__ = ["add_arguments", "run"]
 
@@ -251,6 +260,79 @@ class _BareProtocol(asyncio.DatagramProtocol):
         self.sent += len(dests)
 
 
+class _ServerSubscriber:
+    __slots__ = ("address", "bwe", "protect")
+
+    def __init__(self, context: SrtpContext, address: tuple[str, int], stamp: bool) -> None:
+        self.protect = context.protect_rtp
+        self.address = address
+        self.bwe = DownlinkController(TWCC_ID) if stamp else None
+
+
+class _ServerPathProtocol(asyncio.DatagramProtocol):
+    """The server's forwarding path as ``MediaServer._forward_video`` runs it."""
+
+    stamp = False
+
+    def __init__(self, topology: Topology, ports: list[int]) -> None:
+        self.received = 0
+        self.sent = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.router = VideoRouter(lambda publisher, stream_id, now: None)
+        contexts = [topology.context(topology.subscriber_participant(s), "server")
+                    for s in range(topology.subscribers)]  # fmt: skip
+        self.stream_bytes: dict[int, int] = {}
+        self.streams: dict[int, tuple[Any, NackGenerator, int]] = {}
+        for p in range(topology.publishers):
+            inbound = contexts[p] if topology.publishers > 1 else topology.context(0, "server")
+            nack = NackGenerator(sender_ssrc=1, media_ssrc=0x1000 + p)
+            self.streams[0x1000 + p] = (inbound.unprotect_rtp, nack, p + 1)
+            self.router.publish(object(), [p + 1], 0.0)
+        for s in range(topology.subscribers):
+            sub = _ServerSubscriber(contexts[s], ("127.0.0.1", ports[s]), self.stamp)
+            lines = {
+                str(2 + k): (0x2000 + p * 100 + s, PAYLOAD_TYPE, p + 1)
+                for k, p in enumerate(topology.receives(s))
+            }
+            self.router.subscribe(sub, lines, 0.0)
+            for out in self.router.lines_of(sub).values():
+                self.router.switch(out)  # skip waiting for a keyframe
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.received += 1
+        now = time.monotonic()
+        unprotect, nack, stream_id = self.streams[int.from_bytes(data[8:12], "big")]
+        try:
+            plain = unprotect(data)
+        except ValueError:
+            return
+        nack.receive((plain[2] << 8) | plain[3], now)
+        self.stream_bytes[stream_id] = self.stream_bytes.get(stream_id, 0) + len(plain)
+        sendto = self.transport.sendto  # type: ignore[union-attr]
+        sent = 0
+        for out in self.router.outs(stream_id):
+            sub = out.subscriber
+            assert isinstance(sub, _ServerSubscriber)
+            bwe = sub.bwe
+            if bwe is not None and bwe.stamping:
+                data = sub.protect(out.forward(plain, now, bwe.extension(now, len(plain))))
+            else:
+                data = sub.protect(out.forward(plain, now))
+            sendto(data, sub.address)
+            sent += 1
+        self.sent += sent
+
+
+class _ServerTwccProtocol(_ServerPathProtocol):
+    stamp = True
+
+
+_FORWARDERS: dict[str, type[asyncio.DatagramProtocol]] = {}
+
+
 class _Subscriber:
     __slots__ = ("address", "protect", "queue", "transport")
 
@@ -335,6 +417,16 @@ class _SfuProtocol(asyncio.DatagramProtocol):
         self.sent += sent
 
 
+_FORWARDERS.update(
+    {
+        "bare": _BareProtocol,
+        "sfu": _SfuProtocol,
+        "server": _ServerPathProtocol,
+        "server+twcc": _ServerTwccProtocol,
+    }
+)
+
+
 def _forwarder(
     topology: Topology, mode: str, conn: Connection, ports: list[int], warmup: float, seconds: float
 ) -> None:
@@ -348,7 +440,7 @@ def _forwarder(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         sock.bind(("127.0.0.1", 0))
-        factory = _SfuProtocol if mode == "sfu" else _BareProtocol
+        factory: Any = _FORWARDERS[mode]
         _, proto = await loop.create_datagram_endpoint(lambda: factory(topology, ports), sock=sock)
         conn.send(sock.getsockname()[1])
         await asyncio.sleep(warmup)
@@ -423,6 +515,9 @@ def _one_run(name: str, args: argparse.Namespace) -> dict[str, PhaseResult]:
     half = sfu.sent / sfu.wall_seconds / fanout / 2
     results["bare_half"] = _phase(topology, "bare", half, args, True)
     results["sfu_half"] = _phase(topology, "sfu", half, args, True)
+    if args.server_path:
+        results["server_max"] = _phase(topology, "server", flood, args, False)
+        results["server_twcc_max"] = _phase(topology, "server+twcc", flood, args, False)
     return results
 
 
@@ -437,6 +532,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fanout", choices=[*SCENARIOS, "all"], default="all", help="fan-out scenario"
     )
+    parser.add_argument(
+        "--server-path", action="store_true",
+        help="also measure the server's forwarding path with and without transport-wide numbers",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
 
 
@@ -444,7 +543,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = list(SCENARIOS) if args.fanout == "all" else [args.fanout]
     summary: dict[str, Any] = {
         "command": f"python -m bench sfu --runs {args.runs} --duration {args.duration:g} "
-        f"--fanout {args.fanout}",
+        f"--fanout {args.fanout}" + (" --server-path" if args.server_path else ""),
         "cpus": os.cpu_count(),
         "runs": {},
         "median": {},
@@ -498,6 +597,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [f"{name}: SFU p99 latency at half load (ms)", m["sfu_p99_ms"], "<= 2"],
             [f"{name}: bare p99 latency at half load (ms)", m["bare_p99_ms"], "-"],
         ]
+        if args.server_path:
+            server = med("server_max", "out_per_core")
+            twcc = med("server_twcc_max", "out_per_core")
+            m["server_out_per_core"] = server
+            m["server_twcc_out_per_core"] = twcc
+            m["ratio_server_to_bare"] = median(
+                [
+                    r["server_max"].forwarder.out_per_core / r["bare_max"].forwarder.out_per_core
+                    for r in runs
+                ]
+            )
+            m["ratio_server_twcc_to_bare"] = median(
+                [
+                    r["server_twcc_max"].forwarder.out_per_core
+                    / r["bare_max"].forwarder.out_per_core
+                    for r in runs
+                ]
+            )
+            m["twcc_cost_us_per_packet"] = (1 / twcc - 1 / server) * 1e6 if server and twcc else 0
+            rows += [
+                [f"{name}: server path out packets/s per core", server, "-"],
+                [f"{name}: server path + TWCC out packets/s per core", twcc, "-"],
+                [f"{name}: server path / bare", m["ratio_server_to_bare"], "-"],
+                [f"{name}: server path + TWCC / bare", m["ratio_server_twcc_to_bare"], "-"],
+                [f"{name}: TWCC stamping cost (us per packet)", m["twcc_cost_us_per_packet"], "-"],
+            ]
     print(f"\n{summary['command']}  (median of {args.runs} runs)\n")
     print(format_table(["measure", "value", "target"], rows))
     if args.json is not None:

@@ -21,7 +21,7 @@ from av.video.frame import PictureType
 
 from bench.litepeer import LitePeer
 from mediaserver.errors import MalformedPacket
-from mediaserver.rtp.rtcp import RtcpPli, parse_compound
+from mediaserver.rtp.rtcp import RtcpPli, RtcpRemb, parse_compound
 
 __all__ = ["LAYERS", "SimulcastPublisher", "VideoLayer"]
 
@@ -60,9 +60,16 @@ def _extensions(mid: bytes, rid: bytes) -> bytes:
 
 @dataclass
 class SimulcastPublisher(LitePeer):
-    """A light peer whose camera sends two VP8 simulcast layers at ``fps``."""
+    """A light peer whose camera sends two VP8 simulcast layers at ``fps``.
+
+    With ``noise`` the pictures are random noise, so each layer's encoder spends its whole
+    bitrate (flat pictures cost far less): for tests that need layers of known cost.
+    """
 
     fps: int = 15
+    noise: bool = False
+    rembs: list[int] = field(default_factory=list)
+    """Bitrates of the RTCP REMBs the server sent (this camera does not obey them)."""
     layers: list[VideoLayer] = field(
         default_factory=lambda: [VideoLayer(rid, w, h, b) for rid, w, h, b in LAYERS]
     )
@@ -95,6 +102,8 @@ class SimulcastPublisher(LitePeer):
         except (MalformedPacket, ValueError):
             return
         for packet in packets:
+            if isinstance(packet, RtcpRemb):
+                self.rembs.append(packet.bitrate)
             if isinstance(packet, RtcpPli):
                 for layer in self.layers:
                     if layer.ssrc == packet.media_ssrc:
@@ -121,29 +130,43 @@ class SimulcastPublisher(LitePeer):
             if self._srtp is None or self._transport is None or self._remote is None:
                 continue
             timestamp = (frame_index * 90000 // self.fps) & 0xFFFFFFFF
-            for layer in self.layers:
-                self._send_frame(layer, frame_index, timestamp)
+            # Encoding runs in a thread (libvpx releases the GIL), so that the event loop
+            # of the test or bench it shares stays responsive.
+            encoded = await asyncio.to_thread(self._encode_all, frame_index)
+            for layer, frames in zip(self.layers, encoded, strict=True):
+                for data, keyframe in frames:
+                    self._send_frame(layer, data, keyframe, timestamp)
             frame_index += 1
 
-    def _send_frame(self, layer: VideoLayer, index: int, timestamp: int) -> None:
-        assert layer.encoder is not None and self._srtp is not None
-        assert self._transport is not None and self._remote is not None
-        image = np.full((layer.height, layer.width, 3), (index * 7) % 256, dtype=np.uint8)
+    def _encode_all(self, index: int) -> list[list[tuple[bytes, bool]]]:
+        return [self._encode(layer, index) for layer in self.layers]
+
+    def _encode(self, layer: VideoLayer, index: int) -> list[tuple[bytes, bool]]:
+        assert layer.encoder is not None
+        if self.noise:
+            image = np.random.default_rng(index).integers(
+                0, 256, (layer.height, layer.width, 3), dtype=np.uint8
+            )
+        else:
+            image = np.full((layer.height, layer.width, 3), (index * 7) % 256, dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         frame.pts = index
-        if layer.keyframe_requested:
+        requested, layer.keyframe_requested = layer.keyframe_requested, False
+        if requested:
             frame.pict_type = PictureType.I
-            layer.keyframe_requested = False
-        for packet in layer.encoder.encode(frame):
-            data = bytes(packet)
-            layer.frames += 1
-            layer.keyframes += int(packet.is_keyframe)
-            chunks = [data[i : i + MAX_PAYLOAD] for i in range(0, len(data), MAX_PAYLOAD)]
-            for i, chunk in enumerate(chunks):
-                marker = 0x80 if i == len(chunks) - 1 else 0
-                header = bytes([0x90, marker | VP8_PT]) + layer.seq.to_bytes(2, "big")
-                header += timestamp.to_bytes(4, "big") + layer.ssrc.to_bytes(4, "big")
-                layer.seq = (layer.seq + 1) & 0xFFFF
-                descriptor = b"\x10" if i == 0 else b"\x00"  # RFC 7741 §4.2: S bit, PID 0
-                rtp = header + _extensions(b"1", layer.rid.encode()) + descriptor + chunk
-                self._transport.sendto(self._srtp.protect_rtp(rtp), self._remote.address)
+        return [(bytes(packet), bool(packet.is_keyframe)) for packet in layer.encoder.encode(frame)]
+
+    def _send_frame(self, layer: VideoLayer, data: bytes, keyframe: bool, timestamp: int) -> None:
+        assert self._srtp is not None
+        assert self._transport is not None and self._remote is not None
+        layer.frames += 1
+        layer.keyframes += int(keyframe)
+        chunks = [data[i : i + MAX_PAYLOAD] for i in range(0, len(data), MAX_PAYLOAD)]
+        for i, chunk in enumerate(chunks):
+            marker = 0x80 if i == len(chunks) - 1 else 0
+            header = bytes([0x90, marker | VP8_PT]) + layer.seq.to_bytes(2, "big")
+            header += timestamp.to_bytes(4, "big") + layer.ssrc.to_bytes(4, "big")
+            layer.seq = (layer.seq + 1) & 0xFFFF
+            descriptor = b"\x10" if i == 0 else b"\x00"  # RFC 7741 §4.2: S bit, PID 0
+            rtp = header + _extensions(b"1", layer.rid.encode()) + descriptor + chunk
+            self._transport.sendto(self._srtp.protect_rtp(rtp), self._remote.address)

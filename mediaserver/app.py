@@ -111,8 +111,10 @@ class Server:
             self.media,
             observer=self.events,
             drop_after=config.drop_after,
+            server_side_adaption=config.server_side_adaption,
         )
         self.media.on_audio_levels = self.gateway.audio_levels
+        self.media.on_video_paused = self.gateway.video_paused
         self.metrics = Metrics(
             registry=self.registry, gateway=self.gateway, media=self.media, events=self.events
         )

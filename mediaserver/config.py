@@ -49,6 +49,12 @@ class ServerConfig:
     """Opus bitrate of the mix each attendee receives, bits/s (6,000 to 64,000)."""
     max_speakers: int = 3
     """Active speakers mixed at once (the loudest, with hysteresis)."""
+    max_video_kbps: int = 0
+    """Cap on each sender's video, kbit/s; 0 follows Chime: 1500, or 2500 for cameras in
+    FHD meetings and content shares in UHD ones (meetings-digest.md §4.3, §4.5)."""
+    server_side_adaption: bool = False
+    """Grant server-side video quality adaption to clients that ask for it in JOIN: the
+    server picks each subscriber's simulcast layers from its downlink estimate."""
     log_level: str = "info"
     """Logging level: debug, info, warning or error."""
     log_json: bool = False
@@ -115,6 +121,10 @@ _HELP = {
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
     "max_speakers": "active speakers mixed at once (default %(default)s)",
+    "max_video_kbps": "cap on each sender's video in kbit/s: REMB, then frames dropped "
+    "(default: 1500, 2500 for FHD cameras and UHD content)",
+    "server_side_adaption": "pick subscribers' simulcast layers on the server when their "
+    "client asks for it (default: off, the client picks)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
     "webhook_urls": "POST meeting events to this URL (repeatable, or comma-separated)",
@@ -234,6 +244,8 @@ def _check(config: ServerConfig) -> None:
         raise SystemExit("--api-rate must be > 0 and --api-burst >= 1")
     if not 6000 <= config.audio_bitrate <= 64000:
         raise SystemExit("--audio-bitrate must be 6000-64000 (mono Opus)")
+    if config.max_video_kbps < 0:
+        raise SystemExit("--max-video-kbps must be >= 0 (0: Chime's limits)")
     if not 1 <= config.max_speakers <= 16:
         raise SystemExit("--max-speakers must be 1-16")
     if config.max_active_meetings < 1:

@@ -34,15 +34,26 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import Member
 from mediaserver.keyframes import starts_keyframe
+from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
     peek_header,
     peek_payload_offset,
     peek_sequence_number,
 )
-from mediaserver.rtp.rtcp import RtcpFir, RtcpNack, RtcpPli, parse_compound
+from mediaserver.rtp.rtcp import (
+    RtcpFir,
+    RtcpNack,
+    RtcpPli,
+    RtcpRemb,
+    RtcpTransportCc,
+    parse_compound,
+)
 from mediaserver.sfu import rtx
+from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.twcc import stamp
+from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
 from mediaserver.transport.ice import IceLiteAgent
@@ -66,9 +77,17 @@ from mediaserver.transport.sdp import (
 from mediaserver.transport.udp import UdpMediaTransport, bind_socket
 from mediaserver.video import OutStream, VideoRouter
 from signaling.events import SubscribeReceived
-from signaling.messages import TrackMapping
+from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
-__all__ = ["LEVEL_EVERY_TICKS", "TICK", "LevelsListener", "MediaServer", "SubscribeResult"]
+__all__ = [
+    "ADAPT_EVERY_TICKS",
+    "LEVEL_EVERY_TICKS",
+    "TICK",
+    "LevelsListener",
+    "MediaServer",
+    "PauseListener",
+    "SubscribeResult",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +98,18 @@ SENDER_REPORT_EVERY_TICKS = 50
 LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
+ADAPT_EVERY_TICKS = 25
+"""Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
+_PADDING_PACKET = 275
+"""Bytes of one probe: RTP header, transport-wide number, 255 octets of padding."""
+_RATE_SMOOTHING = 0.6
+"""Weight of the previous layer bitrate in the per-publisher moving average."""
+
 LevelsListener = Callable[[str, MixMinusMixer, float], None]
 """Called with (meeting id, its mixer, now) when audio levels are due."""
+PauseListener = Callable[[Member, list[int], bool], None]
+"""Called with (subscriber, stream ids, paused) when server-side adaption pauses or resumes
+the sources of those stream ids for that subscriber (S→C PAUSE/RESUME, §4.6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +131,15 @@ class _Downlink:
         "audio_level_id",
         "audio_payload_type",
         "bitrate_sample",
+        "bwe",
         "camera_codec",
         "camera_payload_types",
         "camera_rids",
         "camera_rtx",
+        "cap",
         "dd_ext_id",
+        "layer_rates",
+        "layer_sample",
         "member",
         "mixer",
         "muted",
@@ -180,6 +213,13 @@ class _Downlink:
         """The RTX SSRC of each downlink video m-line (RFC 4588), offered when it has RTX."""
         self.session_id = secrets.randbits(62)
         self.answers = 0
+        self.bwe: DownlinkController | None = None
+        """Transport-wide numbering, feedback and (with adaption) layer choice (§4.5)."""
+        self.layer_rates: dict[int, float] = {}
+        """Published stream id → smoothed bits/s, for the allocation of subscribers."""
+        self.layer_sample: tuple[float, dict[int, int]] | None = None
+        self.cap: UplinkCap | None = None
+        """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
 
 
 class MediaServer:
@@ -203,6 +243,13 @@ class MediaServer:
         self._sources: dict[tuple[str, str], _Downlink] = {}
         """(meeting id, source id) → the downlink currently feeding and hearing that source."""
         self.on_audio_levels: LevelsListener | None = None
+        self.on_video_paused: PauseListener | None = None
+        self._probing: set[_Downlink] = set()
+        """Subscribers whose controller asked for probes (paced on the 20 ms clock)."""
+        self.probe_packets = 0
+        self.cap_dropped_packets = 0
+        """Uplink video packets dropped because their sender was over its cap."""
+        self._cap_dropped_frames = 0
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
         self._ticker: asyncio.TimerHandle | None = None
@@ -244,6 +291,11 @@ class MediaServer:
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
+        if self.ticks % ADAPT_EVERY_TICKS == 0:
+            self._adapt_layers(now)
+            self._send_cap_rembs(now)
+        if self._probing:
+            self._send_probes(now)
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
             for source_id in mixer.receivers:
@@ -328,11 +380,24 @@ class MediaServer:
                 sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc
             )
         nacks.receive(seq, now)
+        keyframe: bool | None = None
+        cap = publisher.cap
+        if cap is not None:
+            if cap.needs_keyframe_check(stream_id):
+                keyframe = _starts_keyframe(publisher, packet)
+            admitted, ask = cap.admit(
+                stream_id, int.from_bytes(packet[4:8], "big"), len(packet), now, keyframe
+            )
+            if ask:
+                self.video.keyframe(stream_id, now)
+            if not admitted:
+                self.cap_dropped_packets += 1
+                return
+        # What is forwardable (BITRATES, layer costs): after the cap.
         publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
         outs = self.video.outs(stream_id)
         if not outs:
             return
-        keyframe: bool | None = None
         view: PacketView | None = None
         sendto = self.transport.sendto
         for out in outs:
@@ -352,14 +417,18 @@ class MediaServer:
             address = peer.address
             if srtp is None or address is None:
                 continue
+            bwe = subscriber.bwe
             if out.layer_target is None or publisher.camera_codec not in _LAYERED_CODECS:
-                plain = out.forward(packet, now)
+                if bwe is not None and bwe.stamping:
+                    plain = out.forward(packet, now, bwe.extension(now, len(packet)))
+                else:
+                    plain = out.forward(packet, now)
             else:
                 if view is None:
                     view = self._view(publisher, packet, ssrc)
                     if view is None:
                         return
-                layered = self._forward_layers(publisher, out, view, stream_id, now)
+                layered = self._forward_layers(publisher, out, view, stream_id, now, bwe)
                 if layered is None:
                     continue
                 plain = layered
@@ -422,18 +491,28 @@ class MediaServer:
         self.video.set_rtx(subscriber, out.mid, rtx_ssrc, rtx_payload_type)
 
     def _forward_layers(
-        self, publisher: _Downlink, out: OutStream, view: PacketView, stream_id: int, now: float
+        self,
+        publisher: _Downlink,
+        out: OutStream,
+        view: PacketView,
+        stream_id: int,
+        now: float,
+        bwe: DownlinkController | None,
     ) -> bytes | None:
         """The packet for an m-line with a layer target, or None when its layer is dropped
-        (mediaserver.video_layers)."""
+        (mediaserver.video_layers); only a kept packet takes a transport-wide number."""
         layers = out.layers
         if layers is None:
             assert publisher.camera_codec is not None
             layers = self.video.engage_layers(out, publisher.camera_codec.payload_format, now)
-        plain = out.forward_layers(view, stream_id, now)
+        decided = out.decide_layers(view, stream_id, now)
         if layers.keyframe_wanted:
             self.video.keyframe(stream_id, now)
-        return plain
+        if decided is None:
+            return None
+        if bwe is not None and bwe.stamping:
+            return out.forward_decided(view, decided, now, bwe.extension(now, len(view.data)))
+        return out.forward_decided(view, decided, now)
 
     def _view(self, publisher: _Downlink, packet: bytes, ssrc: int) -> PacketView | None:
         """The layer facts of an uplink packet, read once for every m-line dropping layers."""
@@ -482,6 +561,14 @@ class MediaServer:
             if isinstance(rtcp, RtcpNack):
                 self._answer_nack(downlink, rtcp, now)
                 continue
+            if isinstance(rtcp, RtcpTransportCc):
+                if downlink.bwe is not None:
+                    downlink.bwe.receive_transport_cc(rtcp, now)
+                continue
+            if isinstance(rtcp, RtcpRemb):
+                if downlink.bwe is not None:
+                    downlink.bwe.receive_remb(rtcp.bitrate)
+                continue
             ssrcs: tuple[int, ...] = ()
             if isinstance(rtcp, RtcpPli):
                 ssrcs = (rtcp.media_ssrc,)
@@ -499,7 +586,14 @@ class MediaServer:
         srtp = peer.srtp
         if out is None or srtp is None or peer.address is None:
             return
+        bwe = subscriber.bwe
         for packet in out.history.receive_nack(nack.lost, now):
+            if bwe is not None and bwe.stamping and bwe.ext_id is not None:
+                # A resend is a new packet on the transport: a new transport-wide number.
+                try:
+                    packet = stamp(packet, bwe.ext_id, bwe.sequencer.next(now, len(packet)))
+                except MalformedPacket:
+                    continue
             self.transport.sendto(srtp.protect_rtp(packet), peer.address)
 
     def _send_nacks(self, now: float) -> None:
@@ -609,6 +703,7 @@ class MediaServer:
             else frozenset()
         )
         _negotiate_camera_rtx(downlink, camera)
+        bwe = self._downlink_control(downlink, member, plan.video_send)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
         for mid, stream_id in wanted.items():
@@ -620,9 +715,14 @@ class MediaServer:
             ssrc = downlink.video_ssrcs[mid]
             if section.payload_type is None:
                 continue
-            lines[mid] = (ssrc, section.payload_type, stream_id)
+            forwarded = stream_id
+            if bwe is not None and bwe.adaptive:
+                forwarded = self._keep_layer(downlink, mid, stream_id)
+            lines[mid] = (ssrc, section.payload_type, forwarded)
             if stream_id:
                 tracks.append(TrackMapping(stream_id=stream_id, ssrc=ssrc, track_label=f"v_{mid}"))
+        if bwe is not None and bwe.adaptive:
+            self._configure_lines(bwe, wanted, event.video_subscription_configuration)
         self.video.subscribe(downlink, lines, now)
         for mid in lines:
             section = plan.section(mid)
@@ -653,6 +753,205 @@ class MediaServer:
             return publisher.camera_codec
         return next((c for c in preferred if c in offered), VideoCodec.VP8)
 
+    # -- downlink congestion control (chime-signaling-protocol.md §4.4-§4.6) ---------------
+
+    def _downlink_control(
+        self, downlink: _Downlink, member: Member, sections: Sequence[SectionAnswer]
+    ) -> DownlinkController | None:
+        """Create or update the subscriber's controller from the latest answer.
+
+        Forwarded video is stamped with transport-wide sequence numbers when a downlink
+        m-line negotiated both the extension and ``transport-cc`` feedback; REMB is read
+        whenever the subscriber sends it.
+        """
+        ext_id: int | None = None
+        for section in sections:
+            found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
+            feedback = section.codecs[0].rtcp_fb if section.codecs else ()
+            if found is not None and found <= 14 and "transport-cc" in feedback:
+                ext_id = found
+                break
+        adaptive = member.server_side_adaption
+        bwe = downlink.bwe
+        if bwe is None:
+            if not sections:
+                return None
+            bwe = downlink.bwe = DownlinkController(ext_id, adaptive=adaptive)
+        else:
+            bwe.set_extension(ext_id)
+            bwe.adaptive = adaptive
+        return bwe
+
+    def _keep_layer(self, downlink: _Downlink, mid: str, stream_id: int) -> int:
+        """With adaption, a renegotiation keeps the layer the server chose on ``mid`` when
+        the client still asks for the same source."""
+        out = self.video.lines_of(downlink).get(mid)
+        if out is None or not stream_id:
+            return stream_id
+        current = out.pending_stream_id or out.stream_id
+        publisher = self.video.publishers.get(stream_id)
+        if current and publisher is not None and self.video.publishers.get(current) is publisher:
+            return current
+        return stream_id
+
+    @staticmethod
+    def _configure_lines(
+        bwe: DownlinkController,
+        wanted: dict[str, int],
+        configs: Sequence[VideoSubscriptionConfiguration],
+    ) -> None:
+        by_mid = {c.mid: c for c in configs}
+        for mid in [m for m in bwe.lines if not wanted.get(m)]:
+            del bwe.lines[mid]
+        for mid, stream_id in wanted.items():
+            if not stream_id:
+                continue
+            line = bwe.lines.get(mid)
+            if line is None:
+                line = bwe.lines[mid] = LinePreference(stream_id)
+            line.stream_id = stream_id
+            config = by_mid.get(mid)
+            if config is not None:
+                _apply_config(line, config)
+
+    def _adapt_layers(self, now: float) -> None:
+        """Twice a second: measure the published layers, then re-allocate every adaptive
+        subscriber's m-lines from its downlink estimate (§4.5, §4.6)."""
+        for downlink in self._downlinks.values():
+            if downlink.rid_streams:
+                _measure_layers(downlink, now)
+        for downlink in list(self._downlinks.values()):
+            bwe = downlink.bwe
+            if bwe is not None and bwe.adaptive and bwe.lines:
+                self._adapt_subscriber(downlink, bwe, now)
+
+    def _adapt_subscriber(self, downlink: _Downlink, bwe: DownlinkController, now: float) -> None:
+        outs = self.video.lines_of(downlink)
+        layers: dict[str, list[tuple[int, int]]] = {}
+        current: dict[str, int] = {}
+        for mid, line in bwe.lines.items():
+            out = outs.get(mid)
+            publisher = self.video.publishers.get(line.stream_id)
+            if out is None or not isinstance(publisher, _Downlink):
+                continue
+            rates = publisher.layer_rates
+            options = [
+                (stream_id, int(rates[stream_id]))
+                for stream_id in publisher.rid_streams.values()
+                if rates.get(stream_id, 0.0) > 0
+            ]
+            if options:
+                layers[mid] = options
+                current[mid] = out.pending_stream_id or out.stream_id
+        paused: list[int] = []
+        resumed: list[int] = []
+        chosen = bwe.choose(layers, current, now)
+        if logger.isEnabledFor(logging.DEBUG):
+            estimator = bwe.estimator
+            logger.debug(
+                "%s: estimate %s usage %s loss %.3f probe %d (%d sent) feedback %d layers %s"
+                " current %s chosen %s",
+                downlink.peer.key, bwe.estimate, estimator.usage, estimator.loss_fraction,
+                bwe.probe_rate, self.probe_packets, bwe.feedback_count, layers, current, chosen,
+            )  # fmt: skip
+        if bwe.probe_rate:
+            self._probing.add(downlink)
+        else:
+            self._probing.discard(downlink)
+        for mid, stream_id in chosen.items():
+            line = bwe.lines[mid]
+            if not stream_id and not line.server_paused:
+                line.server_paused = True
+                paused.append(line.stream_id)
+            elif stream_id and line.server_paused:
+                line.server_paused = False
+                resumed.append(line.stream_id)
+            if stream_id != current[mid]:
+                self.video.select(downlink, mid, stream_id, now)
+        if self.on_video_paused is not None:
+            if paused:
+                self.on_video_paused(downlink.member, paused, True)
+            if resumed:
+                self.on_video_paused(downlink.member, resumed, False)
+
+    def _send_probes(self, now: float) -> None:
+        """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):
+        padding-only packets between frames on their m-lines, each with a transport-wide
+        number, paced on the 20 ms clock. (Duplicates of sent packets would not do: the
+        receiver's SRTP replay check drops them before its feedback sees them.)"""
+        for downlink in list(self._probing):
+            bwe = downlink.bwe
+            peer = downlink.peer
+            srtp = peer.srtp
+            # A paused m-line may carry padding too, so that a subscriber paused for lack of
+            # bandwidth can show it has room again.
+            outs = [o for o in self.video.lines_of(downlink).values() if o.packets]
+            if bwe is None or not bwe.stamping or not bwe.probe_rate or not outs:
+                self._probing.discard(downlink)
+                continue
+            if srtp is None or peer.address is None:
+                continue
+            budget = bwe.probe_budget(TICK)
+            misses = 0
+            while budget > 0 and misses < len(outs):
+                cursor = bwe.probe_cursor
+                bwe.probe_cursor = cursor + 1
+                out = outs[cursor % len(outs)]
+                if not out.frame_ended:
+                    misses += 1
+                    continue
+                extension = bwe.extension(now, _PADDING_PACKET)
+                packet = out.padding(extension, _PADDING_PACKET - 20, now)
+                budget -= len(packet)
+                bwe.probe_credit -= len(packet)
+                data = srtp.protect_rtp(packet)
+                peer.stats.rtp_out += 1
+                peer.stats.bytes_out += len(data)
+                self.transport.sendto(data, peer.address)
+                self.probe_packets += 1
+
+    def _video_cap(self, member: Member) -> int:
+        """bits/s a sender may send: ``--max-video-kbps``, or Chime's limit (§4.5)."""
+        if self.config.max_video_kbps:
+            return self.config.max_video_kbps * 1000
+        meeting = member.app_data.get("meeting")
+        if member.attendee_id.endswith("#content"):
+            resolution = getattr(meeting, "content_max_resolution", "FHD")
+            return cap_for_resolution(str(resolution), content=True)
+        return cap_for_resolution(str(getattr(meeting, "video_max_resolution", "HD")))
+
+    def _send_cap_rembs(self, now: float) -> None:
+        """REMB to senders over their cap (meetings-digest.md §4.5: REMB first, then
+        frames are dropped; draft-alvestrand-rmcat-remb-03 §2)."""
+        for downlink in self._downlinks.values():
+            cap = downlink.cap
+            peer = downlink.peer
+            if cap is None or not cap.remb_due(now) or not downlink.stream_ssrcs:
+                continue
+            if peer.srtp is None or peer.address is None:
+                continue
+            ssrcs = sorted(downlink.stream_ssrcs.values())
+            remb = RtcpRemb.from_bitrate(downlink.audio.ssrc, cap.cap, ssrcs)
+            self.transport.sendto(peer.srtp.protect_rtcp(remb.serialize()), peer.address)
+
+    @property
+    def cap_dropped_frames(self) -> int:
+        """Uplink video frames dropped because their sender was over its cap."""
+        live = sum(d.cap.dropped_frames for d in self._downlinks.values() if d.cap is not None)
+        return self._cap_dropped_frames + live
+
+    def downlink_estimate(self, member: Member) -> int | None:
+        """The member's downlink estimate in kbps (BITRATES, §4.4), or None if unknown.
+
+        Only with server-side adaption: without it the server does not probe, so its
+        estimate stays near what it happens to send, and a client-side policy that read it
+        as available bandwidth would never move up."""
+        downlink = self._downlinks.get(member)
+        if downlink is None or downlink.bwe is None or not downlink.bwe.adaptive:
+            return None
+        estimate = downlink.bwe.estimate
+        return None if estimate is None else estimate // 1000
+
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s per published stream of ``members`` since the previous call."""
         rates: dict[int, int] = {}
@@ -678,26 +977,74 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None:
             return
+        if stream_ids and downlink.cap is None:
+            downlink.cap = UplinkCap(self._video_cap(member))
         rids = downlink.camera_rids
         if rids and len(stream_ids) == len(rids):
             streams = dict(zip(rids, stream_ids, strict=True))
         else:
             streams = {"": stream_ids[0]} if stream_ids else {}
+        if downlink.cap is not None:
+            # The lowest simulcast layer is never dropped: subscribers fall back to it.
+            downlink.cap.protected = stream_ids[0] if len(streams) > 1 else None
         if streams != downlink.rid_streams:
             downlink.rid_streams = streams
             downlink.ssrc_streams.clear()
             downlink.stream_ssrcs.clear()
         self.video.publish(downlink, list(streams.values()), now)
 
-    def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
+    def select(
+        self,
+        member: Member,
+        mid: str,
+        stream_id: int,
+        now: float,
+        config: VideoSubscriptionConfiguration | None = None,
+    ) -> None:
+        """REMOTE_VIDEO_UPDATE (§4.5). With server-side adaption ``stream_id`` names the
+        source (its group); the server keeps its layer choice within that source and
+        re-allocates at once with the new priority and target bitrate."""
         downlink = self._downlinks.get(member)
-        if downlink is not None:
+        if downlink is None:
+            return
+        bwe = downlink.bwe
+        if bwe is None or not bwe.adaptive:
             self.video.select(downlink, mid, stream_id, now)
+            return
+        if not stream_id:
+            bwe.lines.pop(mid, None)
+            self.video.select(downlink, mid, 0, now)
+            return
+        line = bwe.lines.get(mid)
+        if line is None:
+            line = bwe.lines[mid] = LinePreference(stream_id)
+        line.stream_id = stream_id
+        if config is not None:
+            _apply_config(line, config)
+        forwarded = self._keep_layer(downlink, mid, stream_id)
+        out = self.video.lines_of(downlink).get(mid)
+        current = 0 if out is None else out.pending_stream_id or out.stream_id
+        if out is not None and forwarded != current and not line.server_paused:
+            self.video.select(downlink, mid, forwarded, now)
+        self._adapt_subscriber(downlink, bwe, now)
 
     def pause(self, member: Member, stream_ids: set[int], paused: bool, now: float) -> None:
         downlink = self._downlinks.get(member)
-        if downlink is not None:
-            self.video.pause(downlink, stream_ids, paused, now)
+        if downlink is None:
+            return
+        bwe = downlink.bwe
+        if bwe is not None and bwe.adaptive:
+            # The client names the stream it subscribed to; the server may forward another
+            # layer of that source on the m-line.
+            outs = self.video.lines_of(downlink)
+            for mid, line in bwe.lines.items():
+                out = outs.get(mid)
+                if line.stream_id in stream_ids and out is not None:
+                    line.client_paused = paused
+                    current = out.pending_stream_id or out.stream_id
+                    if current:
+                        stream_ids = stream_ids | {current}
+        self.video.pause(downlink, stream_ids, paused, now)
 
     def _new_downlink(
         self,
@@ -766,6 +1113,9 @@ class MediaServer:
         if downlink is None:
             return
         self.transport.remove_peer(downlink.peer)
+        self._probing.discard(downlink)
+        if downlink.cap is not None:
+            self._cap_dropped_frames += downlink.cap.dropped_frames
         self.video.unpublish(downlink)
         self.video.unsubscribe(downlink)
         meeting_id = _meeting_id(member)
@@ -781,6 +1131,31 @@ class MediaServer:
             {"peer": d.peer.key, "rtp_in": d.peer.stats.rtp_in, "rtp_out": d.peer.stats.rtp_out}
             for d in self._downlinks.values()
         ]
+
+
+def _apply_config(line: LinePreference, config: VideoSubscriptionConfiguration) -> None:
+    if config.priority is not None:
+        line.priority = config.priority
+    if config.target_bitrate_kbps:
+        line.target_bitrate = config.target_bitrate_kbps * 1000
+
+
+def _measure_layers(publisher: _Downlink, now: float) -> None:
+    """Update the publisher's smoothed bits/s per stream from its byte counters."""
+    counts = dict(publisher.stream_bytes)
+    previous = publisher.layer_sample
+    publisher.layer_sample = (now, counts)
+    if previous is None or now <= previous[0]:
+        return
+    elapsed = now - previous[0]
+    rates = publisher.layer_rates
+    for stream_id in publisher.rid_streams.values():
+        rate = (counts.get(stream_id, 0) - previous[1].get(stream_id, 0)) * 8 / elapsed
+        old = rates.get(stream_id)
+        if not rate or old is None:
+            rates[stream_id] = rate  # A layer that sent nothing is not on offer.
+        else:
+            rates[stream_id] = _RATE_SMOOTHING * old + (1 - _RATE_SMOOTHING) * rate
 
 
 _LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})

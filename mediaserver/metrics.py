@@ -352,6 +352,17 @@ class MetricsCollector(Collector):
             dropped["srtp_error"] += peers.srtp_errors
             dropped["dtls_not_running"] += peers.dtls_dropped
             dropped["dtls_application_data"] += peers.dtls_application_data
+            dropped["over_bitrate_cap"] += media.cap_dropped_packets
+            yield _counter(
+                "carillon_video_frames_dropped_over_cap",
+                "Uplink video frames dropped because the sender exceeded its bitrate cap.",
+                media.cap_dropped_frames,
+            )
+            yield _counter(
+                "carillon_bwe_probe_packets",
+                "Padding packets sent to probe subscribers' downlinks.",
+                media.probe_packets,
+            )
             yield _counter("carillon_audio_ticks", "Audio clock ticks (20 ms).", media.ticks)
             yield _counter(
                 "carillon_audio_late_ticks", "Audio clock ticks that ran late.", media.late_ticks

@@ -71,6 +71,8 @@ class OutStream:
     source_ssrc: int | None = None
     """The publisher SSRC the offsets were computed for."""
     packets: int = 0
+    frame_ended: bool = False
+    """The last packet sent ended a frame (marker bit): padding may follow it."""
     history: RetransmissionBuffer = field(default_factory=RetransmissionBuffer)
     """What was sent on this m-line, to answer the subscriber's NACKs (RFC 4585 §6.2.1)."""
     layer_target: tuple[int, int] | None = None
@@ -78,34 +80,52 @@ class OutStream:
     layers: LayerControl | None = None
     """Layer dropping and gapless numbering, once a target was set (mediaserver.video_layers)."""
 
-    def forward_layers(self, view: PacketView, stream_id: int, now: float) -> bytes | None:
+    def forward_layers(
+        self, view: PacketView, stream_id: int, now: float, extension: bytes = b""
+    ) -> bytes | None:
         """:meth:`forward` through :attr:`layers`: the packet renumbered without the gaps of
         dropped layers, or None when it is not for this subscriber."""
-        layers = self.layers
-        assert layers is not None
-        decided = layers.decide(view, stream_id, now)
+        decided = self.decide_layers(view, stream_id, now)
         if decided is None:
             return None
+        return self.forward_decided(view, decided, now, extension)
+
+    def decide_layers(
+        self, view: PacketView, stream_id: int, now: float
+    ) -> tuple[int, int, bool] | None:
+        """Whether :attr:`layers` forwards ``view``: its (sequence number, timestamp,
+        marker) on this m-line, or None when its layer is dropped."""
+        layers = self.layers
+        assert layers is not None
+        return layers.decide(view, stream_id, now)
+
+    def forward_decided(
+        self,
+        view: PacketView,
+        decided: tuple[int, int, bool],
+        now: float,
+        extension: bytes = b"",
+    ) -> bytes:
+        """The packet :meth:`decide_layers` kept, numbered as decided and remembered for
+        retransmissions."""
         out_seq, out_ts, marker = decided
-        packet = view.data
         self.last_seq = out_seq
         self.last_ts = out_ts
         self.source_ssrc = view.ssrc
         self.packets += 1
-        head = bytes([packet[0] & 0xEF, (0x80 if marker else 0) | self.payload_type])
-        body = strip_extensions(packet) if packet[0] & 0x10 else packet
-        out = head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+        self.frame_ended = marker
+        out = self._compose(view.data, out_seq, out_ts, 0x80 if marker else 0, extension)
         self.history.store(out[:12], out, now)
         return out
 
-    def forward(self, packet: bytes, now: float) -> bytes:
+    def forward(self, packet: bytes, now: float, extension: bytes = b"") -> bytes:
         """:meth:`rewrite`, remembering the result for retransmissions."""
-        out = self.rewrite(packet)
+        out = self.rewrite(packet, extension)
         self.history.store(out[:12], out, now)
         return out
 
-    def rewrite(self, packet: bytes) -> bytes:
-        """A copy of ``packet`` renumbered for this m-line (no header extension)."""
+    def rewrite(self, packet: bytes, extension: bytes = b"") -> bytes:
+        """A copy of ``packet`` renumbered for this m-line (see :meth:`_compose`)."""
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
         if ssrc != self.source_ssrc:
             # First packet of a source on this m-line: continue the numbering seamlessly.
@@ -120,9 +140,49 @@ class OutStream:
             self.last_seq = out_seq
             self.last_ts = out_ts
         self.packets += 1
-        head = bytes([packet[0] & 0xEF, (packet[1] & 0x80) | self.payload_type])
-        body = strip_extensions(packet) if packet[0] & 0x10 else packet
-        return head + _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc) + body[12:]
+        self.frame_ended = packet[1] >= 0x80
+        return self._compose(packet, out_seq, out_ts, packet[1] & 0x80, extension)
+
+    def _compose(
+        self, packet: bytes, out_seq: int, out_ts: int, marker: int, extension: bytes
+    ) -> bytes:
+        """``packet``'s CSRCs and payload behind this m-line's SSRC, payload type and the
+        given numbers.
+
+        The publisher's header extension is dropped; ``extension``, a complete extension
+        block of this subscriber's negotiation (the transport-wide sequence number,
+        :mod:`mediaserver.sfu.controller`), takes its place when given (RFC 3550 §5.3.1).
+        """
+        first = packet[0]
+        body = strip_extensions(packet) if first & 0x10 else packet
+        second = marker | self.payload_type
+        numbers = _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc)
+        if not extension:
+            return bytes([first & 0xEF, second]) + numbers + body[12:]
+        head = bytes([first | 0x10, second])
+        if not first & 0x0F:
+            return head + numbers + extension + body[12:]
+        csrcs = 12 + 4 * (first & 0x0F)
+        return head + numbers + body[12:csrcs] + extension + body[csrcs:]
+
+    def padding(self, extension: bytes, size: int, now: float) -> bytes:
+        """A padding-only packet continuing this m-line's numbering (RFC 3550 §5.1: P bit,
+        the last octet counts the padding), for bandwidth probes. Call only when
+        :attr:`frame_ended`: like a sender without RTX, padding goes between frames, with
+        the last frame's timestamp. Later packets are numbered after it.
+
+        Args:
+            extension: the extension block (the transport-wide sequence number) or b"".
+            size: padding octets, 1-255.
+        """
+        size = max(1, min(size, 255))
+        self.last_seq = (self.last_seq + 1) & 0xFFFF
+        self.seq_offset = (self.seq_offset + 1) & 0xFFFF
+        head = bytes([0xB0 if extension else 0xA0, self.payload_type])
+        header = head + _SEQ_TS_SSRC.pack(self.last_seq, self.last_ts, self.ssrc)
+        packet = header + extension + bytes(size - 1) + bytes([size])
+        self.history.store(header, packet, now)
+        return packet
 
 
 class VideoRouter:
@@ -293,6 +353,10 @@ class VideoRouter:
 
     def streams_of(self, publisher: object) -> list[int]:
         return [s for s, p in self.publishers.items() if p is publisher]
+
+    def lines_of(self, subscriber: object) -> dict[str, OutStream]:
+        """The subscriber's m-lines, mid → :class:`OutStream` (do not modify)."""
+        return self._by_subscriber.get(subscriber, {})
 
     def out_for_ssrc(self, subscriber: object, ssrc: int) -> OutStream | None:
         for out in self._by_subscriber.get(subscriber, {}).values():

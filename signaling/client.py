@@ -56,7 +56,9 @@ from signaling.events import (
     JoinAckReceived,
     LeaveAckReceived,
     NotificationReceived,
+    PauseReceived,
     PongReceived,
+    ResumeReceived,
     SubscribeAckReceived,
 )
 from signaling.messages import (
@@ -66,6 +68,7 @@ from signaling.messages import (
     DataMessage,
     JoinFlags,
     MediaType,
+    ServerSideNetworkAdaption,
     StreamAllocation,
     StreamDescriptor,
     StreamServiceType,
@@ -458,6 +461,9 @@ class SignalingClient:
         error_statuses: every frame ``error`` received.
         notifications: every NOTIFICATION received.
         bitrates: the latest BITRATES.
+        paused_groups: video group ids the server paused (S→C PAUSE, section 4.6) and has
+            not resumed; only sent with server-side adaption.
+        pause_log: ``(group_id, paused)`` for every S→C PAUSE/RESUME, oldest first.
         close_code / close_reason: what the server closed the socket with (1006 if it
             vanished), ``None`` while open.
         closed_by_client: true if this client closed the socket.
@@ -481,6 +487,7 @@ class SignalingClient:
         details: ClientDetails | None = None,
         audio_session_id: int | None = None,
         wants_compressed_sdp: bool = True,
+        server_side_adaption: bool = False,
         ping_interval: float = PING_INTERVAL,
         connector: Connector | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -497,6 +504,8 @@ class SignalingClient:
             audio_session_id if audio_session_id is not None else secrets.randbelow(2**32 - 1) + 1
         )
         self.wants_compressed_sdp = wants_compressed_sdp
+        self.server_side_adaption = server_side_adaption
+        """JOIN asks for server-side quality adaption as VideoPriorityBasedPolicy does (§3.2)."""
         self.ping_interval = ping_interval
         self._connector = connector or websockets_connector(ssl_context)
         self._wall_clock = wall_clock
@@ -516,6 +525,8 @@ class SignalingClient:
         self.error_statuses: list[ErrorStatusReceived] = []
         self.notifications: list[NotificationReceived] = []
         self.bitrates: BitratesReceived | None = None
+        self.paused_groups: set[int] = set()
+        self.pause_log: list[tuple[int, bool]] = []
         self.events: deque[Event] = deque(maxlen=event_log_size)
         self.connections = 0
         self._listeners: list[Callable[[Event], None]] = []
@@ -694,12 +705,28 @@ class SignalingClient:
             TimeoutError: no INDEX in ``timeout`` seconds.
         """
         self._require_open()
+        adaption = ServerSideNetworkAdaption
         self._session.send_join(
             audio_session_id=self.audio_session_id,
             client_details=self.details,
             protocol_version=2,
             flags=JoinFlags.HAS_STREAM_UPDATE,
             wants_compressed_sdp=self.wants_compressed_sdp,
+            # What VideoPriorityBasedPolicy's JOIN asks for (section 3.2).
+            server_side_network_adaption=(
+                adaption.BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION
+                if self.server_side_adaption
+                else None
+            ),
+            supported_server_side_network_adaptions=(
+                (
+                    adaption.NONE,
+                    adaption.BANDWIDTH_PROBING,
+                    adaption.BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION,
+                )
+                if self.server_side_adaption
+                else ()
+            ),
         )
         self.timings["join_sent"] = time.monotonic()
         await self._flush()
@@ -781,13 +808,26 @@ class SignalingClient:
         self._session.send_data_messages([message])
         await self._flush()
 
-    async def update_remote_video(self, mid: str, stream_id: int) -> None:
+    async def update_remote_video(
+        self,
+        mid: str,
+        stream_id: int,
+        *,
+        priority: int | None = None,
+        target_bitrate_kbps: int | None = None,
+    ) -> None:
         """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on the video m-line ``mid`` from now
-        on, without renegotiation (section 4.5; how a simulcast layer is switched)."""
+        on, without renegotiation (section 4.5; how a simulcast layer is switched). With
+        server-side adaption the server picks the layer of that source itself, by
+        ``priority`` (lower first) and within ``target_bitrate_kbps``."""
         self._require_open()
-        self._session.send_remote_video_update(
-            added_or_updated=[VideoSubscriptionConfiguration(mid=mid, stream_id=stream_id)]
+        config = VideoSubscriptionConfiguration(
+            mid=mid,
+            stream_id=stream_id,
+            priority=priority,
+            target_bitrate_kbps=target_bitrate_kbps,
         )
+        self._session.send_remote_video_update(added_or_updated=[config])
         await self._flush()
 
     async def set_muted(self, muted: bool) -> None:
@@ -942,6 +982,14 @@ class SignalingClient:
                 self.notifications.append(event)
             case BitratesReceived():
                 self.bitrates = event
+            case PauseReceived(group_ids=groups) | ResumeReceived(group_ids=groups):
+                paused = isinstance(event, PauseReceived)
+                for group_id in groups:
+                    self.pause_log.append((group_id, paused))
+                    if paused:
+                        self.paused_groups.add(group_id)
+                    else:
+                        self.paused_groups.discard(group_id)
             case PongReceived(ping_id=ping_id, timestamp_ms=ts):
                 # A reply to an older ping is ignored (section 5.6).
                 if ping_id == self.pings_sent:

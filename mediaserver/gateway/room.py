@@ -41,6 +41,7 @@ from signaling.messages import (
     DataMessage,
     FrameType,
     MediaType,
+    ServerSideNetworkAdaption,
     StreamAllocation,
     StreamDescriptor,
     VideoCodecCapability,
@@ -96,6 +97,9 @@ class Member:
     """True once the departure was announced (or made moot by a replacement)."""
     receive_codecs: frozenset[VideoCodec] = frozenset()
     """The video formats the member's last offer can decode (empty before one)."""
+    server_side_adaption: bool = False
+    """JOIN_ACK turned server-side video quality adaption on (§3.2): the server picks this
+    member's layers from its downlink estimate and may PAUSE/RESUME its video groups."""
     app_data: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -190,11 +194,21 @@ class MeetingRoom:
         """A WebSocket of this meeting was accepted (before its JOIN)."""
         self.members.append(member)
 
-    def join(self, member: Member, audio_session_id: int | None, now: float, wall: float) -> None:
+    def join(
+        self,
+        member: Member,
+        audio_session_id: int | None,
+        now: float,
+        wall: float,
+        *,
+        server_side_adaption: bool = False,
+    ) -> None:
         """JOIN: replace an older connection of the same attendee, then send the initial state.
 
         The new connection gets JOIN_ACK, the full roster, the cached data messages and an
         INDEX (§8 steps 5; the INDEX must come after JOIN_ACK and completes the join).
+        With ``server_side_adaption`` JOIN_ACK says BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION
+        explicitly (the field's absence means client-side adaption, §3.2 quirk).
         """
         member.audio_session_id = audio_session_id
         for other in self.members:
@@ -221,7 +235,15 @@ class MeetingRoom:
         member.joined = True
         member.touch(now)
         session = member.session
-        session.send_join_ack()
+        member.server_side_adaption = server_side_adaption
+        if server_side_adaption:
+            session.send_join_ack(
+                default_server_side_network_adaption=(
+                    ServerSideNetworkAdaption.BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION
+                )
+            )
+        else:
+            session.send_join_ack()
         roster = [self._roster_entry(m) for m in self.present()]
         if roster:
             session.send_audio_stream_id_info(roster)
@@ -472,11 +494,32 @@ class MeetingRoom:
                     )
                     member.session.send_audio_metadata([own])
 
-    def send_bitrates(self, rates: dict[int, int]) -> None:
-        """BITRATES to every member: the average bitrate of each sending stream (§4.4)."""
+    def send_bitrates(
+        self,
+        rates: dict[int, int],
+        estimate: Callable[[Member], int | None] | None = None,
+    ) -> None:
+        """BITRATES to every member: the average bitrate of each sending stream (§4.4),
+        and the member's downlink estimate in kbps when ``estimate`` knows it."""
         bitrates = [Bitrate(stream_id, bps) for stream_id, bps in sorted(rates.items())]
         for member in self.live_members():
-            member.session.send_bitrates(bitrates)
+            kbps = estimate(member) if estimate is not None else None
+            member.session.send_bitrates(
+                bitrates, server_available_outgoing_bitrate=kbps if kbps else None
+            )
+
+    def video_paused(self, member: Member, stream_ids: Sequence[int], paused: bool) -> None:
+        """S→C PAUSE/RESUME (§4.6): server-side adaption stopped or restarted the sources
+        of ``stream_ids`` for ``member``; the frame names their groups."""
+        groups = sorted(
+            {s.group_id for stream_id in stream_ids if (s := self.video_sources.get(stream_id))}
+        )
+        if not groups or member.closed:
+            return
+        if paused:
+            member.session.send_pause(groups)
+        else:
+            member.session.send_resume(groups)
 
     # -- administrative ends --------------------------------------------------------------
 

@@ -66,9 +66,11 @@ from signaling.events import (
 from signaling.messages import (
     CloseCode,
     MediaType,
+    ServerSideNetworkAdaption,
     StreamDescriptor,
     StreamServiceType,
     TrackMapping,
+    VideoSubscriptionConfiguration,
 )
 from signaling.session import SignalingSession
 
@@ -132,8 +134,16 @@ class MediaBackend(Protocol):
         """The member's video sources now have these stream ids (none: it stopped)."""
         ...
 
-    def select(self, member: Member, mid: str, stream_id: int, now: float) -> None:
-        """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on the member's m-line ``mid``."""
+    def select(
+        self,
+        member: Member,
+        mid: str,
+        stream_id: int,
+        now: float,
+        config: VideoSubscriptionConfiguration | None = None,
+    ) -> None:
+        """REMOTE_VIDEO_UPDATE: forward ``stream_id`` on the member's m-line ``mid``
+        (with server-side adaption: a layer of its source, by ``config``'s priority)."""
         ...
 
     def pause(self, member: Member, stream_ids: set[int], paused: bool, now: float) -> None:
@@ -154,6 +164,10 @@ class MediaBackend(Protocol):
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s of each video stream these members published since the last call."""
+        ...
+
+    def downlink_estimate(self, member: Member) -> int | None:
+        """``member``'s downlink bandwidth estimate in kbps, or None when unknown (§4.4)."""
         ...
 
     def set_muted(self, member: Member, muted: bool) -> None: ...
@@ -277,12 +291,15 @@ class SignalingGateway:
         *,
         observer: GatewayObserver | None = None,
         drop_after: float = DROP_AFTER,
+        server_side_adaption: bool = False,
     ) -> None:
         self.registry = registry
         self.clock = clock
         self.media = media
         self.observer = observer
         self.drop_after = drop_after
+        self.server_side_adaption = server_side_adaption
+        """Grant BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION to JOINs that ask for it (§3.2)."""
         self.rooms: dict[str, MeetingRoom] = {}
         self._connections: dict[Member, _Connection] = {}
         self.stats = {"connections": 0, "rejected": 0, "malformed_frames": 0}
@@ -327,7 +344,7 @@ class SignalingGateway:
                 room.bitrates_sent_at = now
                 rates = self.media.stream_bitrates(room.members, now)
                 if rates:
-                    room.send_bitrates(rates)
+                    room.send_bitrates(rates, self.media.downlink_estimate)
             self._flush_room(room)
             if room.empty:
                 self.rooms.pop(room.meeting_id, None)
@@ -353,6 +370,17 @@ class SignalingGateway:
             levels, own_strength, self.clock.wall(), with_own=room.level_reports % 5 == 1
         )
         self._flush_room(room)
+
+    def video_paused(self, member: Member, stream_ids: list[int], paused: bool) -> None:
+        """Server-side adaption paused or resumed sources for ``member``: S→C PAUSE/RESUME."""
+        meeting = member.app_data.get("meeting")
+        room = self.rooms.get(str(getattr(meeting, "meeting_id", "")))
+        if room is None:
+            return
+        room.video_paused(member, stream_ids, paused)
+        connection = self._connections.get(member)
+        if connection is not None:
+            connection.flush()
 
     # -- registry events --------------------------------------------------------------
 
@@ -506,7 +534,18 @@ class SignalingGateway:
     ) -> None:
         now = self.clock.monotonic()
         if isinstance(event, JoinReceived):
-            room.join(member, event.audio_session_id, now, self.clock.wall())
+            adaption = (
+                self.server_side_adaption
+                and event.server_side_network_adaption
+                is ServerSideNetworkAdaption.BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION
+            )
+            room.join(
+                member,
+                event.audio_session_id,
+                now,
+                self.clock.wall(),
+                server_side_adaption=adaption,
+            )
         elif isinstance(event, SubscribeReceived):
             self._subscribe(connection, member, room, event, now)
         elif isinstance(event, AudioMuteChanged):
@@ -525,7 +564,7 @@ class SignalingGateway:
             member.touch(now)
             if self.media is not None:
                 for config in event.added_or_updated:
-                    self.media.select(member, config.mid, config.stream_id or 0, now)
+                    self.media.select(member, config.mid, config.stream_id or 0, now, config)
                 for mid in event.removed_mids:
                     self.media.select(member, mid, 0, now)
         elif isinstance(event, (PauseReceived, ResumeReceived)):

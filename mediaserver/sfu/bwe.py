@@ -210,6 +210,16 @@ class BandwidthEstimator:
             return None
         return sum(size for _, size in acked) * 8 / max(span, 0.1)
 
+    def apply_probe(self, bitrate: float, now: float) -> None:
+        """A probe was delivered at ``bitrate`` bits/s without over-use or loss: the
+        delay-based rate may rise to it at once instead of growing 8 % a second (what
+        libwebrtc does with its probe clusters; the draft leaves probing out)."""
+        if self._detector.state != "normal":
+            return
+        self._delay_rate = max(self._delay_rate, min(float(bitrate), float(self._max)))
+        self._loss_rate = max(self._loss_rate, min(float(bitrate), float(self._max)))
+        self._last_increase = now
+
     def receive_remb(self, bitrate: int) -> None:
         """Apply a REMB value (bits/s) from the subscriber."""
         self._remb = float(bitrate)
