@@ -40,8 +40,9 @@ Decisions:
   (and the content-share client, if it receives audio, does not hear it either).
   Muted sources and sources that may not send are never mixed; listeners that may not
   receive are left out of :attr:`~MixMinusMixer.receivers`.
-* **Clicks.** A source entering the mix is faded in over its first frame, one leaving is
-  faded out over one extra frame (it is decoded once more for that).
+* **Clicks.** A source entering the mix is faded in over its first frame with sound (its
+  jitter buffer may still be filling at the first tick), one leaving is faded out over one
+  extra frame (it is decoded once more for that).
 * **Stream continuity for the client's one decoder.** Switching a listener from the
   shared stream to a personal one would feed the client's decoder a bitstream from an
   unrelated encoder state. Instead the personal encoder is *forked*: its state is copied
@@ -188,7 +189,7 @@ class _Source:
     removed: bool = False
     decoder: OpusDecoder | None = None
     fade: int = 0
-    """+1 fading in this tick, -1 fading out this tick, 0 steady."""
+    """+1 fading in at its next frame with sound, -1 fading out this tick, 0 steady."""
     encoder: OpusEncoder | None = None
     personal_idle: int = 0
     gain: float = 1.0
@@ -560,9 +561,6 @@ class MixMinusMixer:
                 else:
                     kept.append(src)
             self._mixing = kept
-        else:
-            for src in mixing:
-                src.fade = 0
 
         speakers = tuple(
             s.source_id for s in (by_slot[slot] for slot in change.speakers) if s is not None
@@ -617,7 +615,10 @@ class MixMinusMixer:
         else:
             np.copyto(row, pcm, casting="safe")
         if src.fade > 0:
+            # Once, on the first frame with sound (a source may enter before its jitter
+            # buffer plays), whatever else enters or leaves in the same tick.
             row *= _FADE_IN
+            src.fade = 0
         elif src.fade < 0:
             row *= _FADE_OUT
 

@@ -147,6 +147,23 @@ def test_speaker_changes_are_click_free() -> None:
         assert jump < 1500, (listener, jump)
 
 
+def test_a_speaker_swap_fades_the_newcomer_in_once() -> None:
+    # One seat: c, louder, takes it from a in one tick (one source enters as one leaves).
+    # At 350 Hz the decoded tone (6.5 ms codec delay) is near its peak where the mixer's
+    # frames meet, so fading c in a second time would step by about AMPLITUDE (and by
+    # about 1,000 after the client's decoder).
+    mixer = MixMinusMixer(max_speakers=1)
+    meeting = Meeting(mixer, ["a", "c", "d"])
+    meeting.run(20, {"a": 210.0})
+    meeting.run(30, {"a": 210.0, "c": 350.0}, levels={"a": 20, "c": 10})
+    assert [o.speakers for o in meeting.outputs[19:21]] == [("a",), ("a",)]
+    assert meeting.outputs[-1].speakers == ("c",)
+    for listener in ("a", "d"):
+        x = np.concatenate(meeting.heard[listener]).astype(np.float64)
+        jump = float(np.max(np.abs(np.diff(x))))
+        assert jump < 600, (listener, jump)  # the tones' slopes: 2 pi f x 5000 / 48 kHz
+
+
 @pytest.mark.parametrize(("fec", "min_delay"), [(False, 20.0), (True, 40.0)])
 def test_packet_loss_is_concealed_without_gaps(fec: bool, min_delay: float) -> None:
     mixer = MixMinusMixer(min_delay_ms=min_delay)
