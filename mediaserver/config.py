@@ -40,6 +40,8 @@ class ServerConfig:
     """Replica meetings one primary meeting may have (Chime: 4, adjustable to 40)."""
     audio_bitrate: int = 32000
     """Opus bitrate of the mix each attendee receives, bits/s (6,000 to 64,000)."""
+    audio_stereo_bitrate: int = 64000
+    """Opus bitrate of the mix of attendees that negotiated stereo (6,000 to 128,000)."""
     max_speakers: int = 3
     """Active speakers mixed at once (the loudest, with hysteresis)."""
     log_level: str = "info"
@@ -90,6 +92,7 @@ _HELP = {
     "max_active_meetings": "active-meeting quota (default %(default)s)",
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
+    "audio_stereo_bitrate": "Opus bitrate of a stereo attendee's mix (default %(default)s)",
     "max_speakers": "active speakers mixed at once (default %(default)s)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
@@ -195,6 +198,8 @@ def _check(config: ServerConfig) -> None:
         raise SystemExit("--api-rate must be > 0 and --api-burst >= 1")
     if not 6000 <= config.audio_bitrate <= 64000:
         raise SystemExit("--audio-bitrate must be 6000-64000 (mono Opus)")
+    if not 6000 <= config.audio_stereo_bitrate <= 128000:
+        raise SystemExit("--audio-stereo-bitrate must be 6000-128000 (stereo Opus)")
     if not 1 <= config.max_speakers <= 16:
         raise SystemExit("--max-speakers must be 1-16")
     if config.max_active_meetings < 1:

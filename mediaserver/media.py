@@ -7,8 +7,9 @@ SUBSCRIBE's offer creates (or, on renegotiation, keeps) the member's
 Audio: one :class:`~mediaserver.audio.mixer.MixMinusMixer` per meeting. Each uplink Opus
 packet goes, after SRTP, straight into its source's jitter buffer (a few header peeks, no
 decode). Every 20 ms the audio clock ticks every mixer and sends each connected attendee
-one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks; silence
-included, never a gap (chime-signaling-protocol.md §6.3). About five times a second the
+one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks, in stereo
+when its offer asked for stereo; silence included, never a gap
+(chime-signaling-protocol.md §6.3). About five times a second the
 mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
 """
 
@@ -436,6 +437,9 @@ class MediaServer:
             downlink.audio.payload_type = plan.audio_payload_type
             downlink.audio_payload_type = plan.audio_payload_type
         downlink.audio_level_id = plan.audio_level_id
+        if self._sources.get((_meeting_id(member), downlink.source_id)) is downlink:
+            # A stereo offer gets a stereo mix (RFC 7587 §6.1; spec §3.3 "Audio downlink").
+            downlink.mixer.set_stereo(downlink.source_id, plan.audio_stereo_offered)
         camera = plan.camera
         downlink.camera_rids = camera.recv_rids if camera is not None else ()
         downlink.camera_codec = camera.video_codec if camera is not None else None
@@ -529,7 +533,9 @@ class MediaServer:
         mixer = self._mixers.get(meeting_id)
         if mixer is None:
             mixer = self._mixers[meeting_id] = MixMinusMixer(
-                max_speakers=self.config.max_speakers, bitrate=self.config.audio_bitrate
+                max_speakers=self.config.max_speakers,
+                bitrate=self.config.audio_bitrate,
+                stereo_bitrate=self.config.audio_stereo_bitrate,
             )
         source_id = member.attendee_id
         previous = self._sources.pop((meeting_id, source_id), None)

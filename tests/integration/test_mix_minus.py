@@ -169,3 +169,40 @@ async def test_a_muted_attendee_leaves_the_mix_within_five_frames(lite: Any) -> 
         assert still == list(range(len(still))), f"the muted tone came back: {still}"
         if listener is ear:
             assert all(carries_tone(f, TONES[1], HEARD_DB) for f in after[10:])
+
+
+async def test_a_stereo_attendee_gets_a_stereo_mix(lite: Any) -> None:
+    # amazon-chime-sdk-js with a stereo AudioProfile offers stereo=1;sprop-stereo=1.
+    left, right = ToneGenerator(TONES[0]), ToneGenerator(TONES[2])
+    wide = await lite("wide", sources=[left, right], stereo=True, bitrate=64000)
+    mono = await lite("mono", sources=[ToneGenerator(TONES[1])])
+    ear = await lite("stereo-ear", stereo=True)
+    for member in (wide, ear):
+        assert "stereo=1" in member.peer.answer_opus_fmtp.split(";")
+        assert "sprop-stereo=1" in member.peer.answer_opus_fmtp.split(";")
+    assert "stereo=1" not in mono.peer.answer_opus_fmtp.split(";")
+    await asyncio.sleep(1.0)
+    since = time.monotonic()
+    await asyncio.sleep(1.5)
+    # What the server sends a stereo listener is stereo Opus (the TOC's s bit, RFC 6716).
+    recent = [p for p in ear.peer.received_audio if p.arrival >= since]
+    assert recent and all(p.payload[0] & 0x04 for p in recent)
+    pcm = np.concatenate(ear.frames(since))
+    assert pcm.ndim == 2 and pcm.shape[1] == 2
+    level = {
+        (f, side): tone_level_db(pcm[:, side], f) for f in TONES for side in (0, 1)
+    }  # fmt: skip
+    # The stereo sender keeps its sides; the mono sender is in the centre.
+    assert level[(TONES[0], 0)] > HEARD_DB and level[(TONES[0], 1)] < level[(TONES[0], 0)] - 20
+    assert level[(TONES[2], 1)] > HEARD_DB and level[(TONES[2], 0)] < level[(TONES[2], 1)] - 20
+    assert abs(level[(TONES[1], 0)] - level[(TONES[1], 1)]) < 3.0 < level[(TONES[1], 0)] - HEARD_DB
+    # The stereo speaker hears the mono one on both sides, never itself.
+    own = np.concatenate(wide.frames(since))
+    for side in (0, 1):
+        heard = tone_level_db(own[:, side], TONES[1])
+        assert heard > HEARD_DB
+        assert max(tone_level_db(own[:, side], f) for f in (TONES[0], TONES[2])) < heard - 30
+    # A mono listener hears the stereo sender downmixed: both of its tones.
+    them = np.concatenate(mono.frames(since))
+    assert them.ndim == 1
+    assert min(tone_level_db(them, f) for f in (TONES[0], TONES[2])) > HEARD_DB

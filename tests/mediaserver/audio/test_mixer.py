@@ -7,7 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder
+from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder, parse_toc
 from mediaserver.audio.mixer import MixMinusMixer, MixOutput, owner_of
 from mediaserver.errors import InvalidArgument, NotFound
 
@@ -351,3 +351,99 @@ def test_loud_sum_is_limited_not_wrapped() -> None:
     x = meeting.audio("d", 10)
     assert np.abs(x).max() <= 32767
     assert np.mean(np.abs(x) > 32000) < 0.01  # not a clipped square wave
+
+
+def _stereo_room(
+    mixer: MixMinusMixer, ticks: int, listeners: dict[str, int]
+) -> dict[str, list[npt.NDArray[np.int16]]]:
+    """``s`` sends stereo (400 Hz left, 700 Hz right), ``m`` mono 1000 Hz; every id in
+    ``listeners`` decodes its frames with that many channels (``s`` and ``m`` included)."""
+    encoders = {"s": OpusEncoder(2, 64000), "m": OpusEncoder(1, 32000)}
+    decoders = {i: OpusDecoder(c) for i, c in listeners.items()}
+    heard: dict[str, list[npt.NDArray[np.int16]]] = {i: [] for i in listeners}
+    for k in range(ticks):
+        n = np.arange(k * FRAME_SAMPLES, (k + 1) * FRAME_SAMPLES)
+        ramp = min(1.0, k / 5)
+        left, right, mid = (
+            (np.sin(2 * np.pi * f * n / RATE) * AMPLITUDE * ramp).astype(np.int16)
+            for f in (400.0, 700.0, 1000.0)
+        )
+        now = 1.0 + k * 0.020
+        packets = {
+            "s": encoders["s"].encode(np.stack([left, right], axis=1)),
+            "m": encoders["m"].encode(mid),
+        }
+        for i, payload in packets.items():
+            mixer.receive(i, k, k * FRAME_SAMPLES, payload, 20, now)
+        out = mixer.tick(now + 0.005)
+        for i, decoder in decoders.items():
+            heard[i].append(decoder.decode(out.frame_for(i)))
+    return heard
+
+
+def test_a_stereo_listener_hears_stereo_sources_in_stereo_and_mono_ones_centred() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s", stereo=True)
+    mixer.add_source("m")
+    mixer.add_source("x", stereo=True)
+    mixer.add_source("y")
+    heard = _stereo_room(mixer, 40, {"x": 2, "y": 1, "s": 2, "m": 1})
+    x = np.concatenate(heard["x"][-20:]).astype(np.float64)
+    left, right = x[:, 0], x[:, 1]
+    # The stereo source keeps its channels (400 Hz left, 700 Hz right) ...
+    assert power(left, 400.0) > 100 * power(right, 400.0)
+    assert power(right, 700.0) > 100 * power(left, 700.0)
+    # ... and the mono source is in the centre.
+    assert 0.5 < power(left, 1000.0) / power(right, 1000.0) < 2.0
+    assert power(left, 1000.0) > 0.1 * power(left, 400.0)
+    # A mono listener hears all three tones.
+    y = np.concatenate(heard["y"][-20:]).astype(np.float64)
+    p = [power(y, f) for f in (400.0, 700.0, 1000.0)]
+    assert min(p) > 0.1 * max(p), p
+    # The stereo speaker gets its mix-minus in stereo: the mono tone, never itself.
+    s = np.concatenate(heard["s"][-20:]).astype(np.float64)
+    for channel in (s[:, 0], s[:, 1]):
+        assert power(channel, 1000.0) > 1e3 * max(power(channel, 400.0), power(channel, 700.0))
+    # The mono speaker hears the stereo source downmixed, never itself.
+    m = np.concatenate(heard["m"][-20:]).astype(np.float64)
+    assert min(power(m, 400.0), power(m, 700.0)) > 1e3 * power(m, 1000.0)
+
+
+def test_each_layout_is_encoded_once_per_tick() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s", stereo=True)
+    mixer.add_source("m")
+    for i in range(10):
+        mixer.add_source(f"x{i}", stereo=True)
+        mixer.add_source(f"y{i}")
+    _stereo_room(mixer, 10, {})
+    stereo = mixer.stereo_shared_encoder
+    assert stereo is not None and stereo.channels == 2
+    for _ in range(10):
+        mono_before, stereo_before = mixer.shared_encoder.encodes, stereo.encodes
+        personal_before = mixer.stats.personal_encodes
+        out = mixer.tick(2.0)
+        assert mixer.shared_encoder.encodes == mono_before + 1
+        assert stereo.encodes == stereo_before + 1
+        assert mixer.stats.personal_encodes == personal_before + 2  # the two speakers
+        assert len({out.frame_for(f"x{i}") for i in range(10)}) == 1
+        assert len({out.frame_for(f"y{i}") for i in range(10)}) == 1
+        assert out.frame_for("x0") == out.shared_stereo != out.shared == out.frame_for("y0")
+    assert parse_toc(out.frame_for("x0")).stereo and not parse_toc(out.frame_for("y0")).stereo
+    assert parse_toc(out.frame_for("s")).stereo and not parse_toc(out.frame_for("m")).stereo
+
+
+def test_without_stereo_listeners_nothing_is_encoded_in_stereo() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s")
+    mixer.add_source("m")
+    mixer.add_source("x", stereo=True)
+    heard = _stereo_room(mixer, 10, {"x": 2})
+    assert parse_toc(mixer.tick(2.0).frame_for("x")).stereo
+    mixer.set_stereo("x", False)
+    out = mixer.tick(2.02)
+    assert out.shared_stereo is None and not out.stereo_receivers
+    assert not parse_toc(out.frame_for("x")).stereo
+    assert len(heard["x"]) == 10
+    with pytest.raises(NotFound):
+        mixer.set_stereo("nobody", True)
