@@ -240,24 +240,16 @@ class MediaServer:
         downlink = peer.owner
         if not isinstance(downlink, _Downlink) or len(packet) < 12:
             return
-        payload_type, _, seq, timestamp, ssrc = peek_header(packet)
+        payload_type = packet[1] & 0x7F
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
+                _, _, seq, _, ssrc = peek_header(packet)
                 self._forward_video(downlink, packet, ssrc, seq, now)
             return
         try:
-            offset = peek_payload_offset(packet)
-            level: int | None = None
-            if downlink.audio_level_id is not None:
-                element = peek_extension(packet, downlink.audio_level_id)
-                if element:
-                    level = element[0] & 0x7F  # RFC 6464 §3: level in -dBov
+            downlink.mixer.receive_rtp(downlink.source_id, packet, downlink.audio_level_id, now)
         except MalformedPacket:
             self.malformed_rtp += 1
-            return
-        downlink.mixer.receive(
-            downlink.source_id, seq, timestamp, packet[offset:], level, now, ssrc
-        )
 
     def _send_sender_reports(self) -> None:
         """An RTCP sender report for every audio downlink (RFC 3550 §6.4.1), once a second."""

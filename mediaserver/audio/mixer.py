@@ -66,6 +66,7 @@ Decisions:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -83,6 +84,7 @@ from mediacodecs.opus import (
 from mediaserver.audio.jitter import LOST, JitterBuffer
 from mediaserver.audio.levels import SpeakerSelector, signal_strength
 from mediaserver.errors import InvalidArgument, MalformedPacket, NotFound
+from mediaserver.rtp.packet import peek_extension
 
 __all__ = [
     "CONTENT_SUFFIX",
@@ -92,6 +94,7 @@ __all__ = [
     "MixerStats",
     "SourceLevel",
     "owner_of",
+    "peek_uplink",
 ]
 
 TICK_SECONDS: Final = 0.020
@@ -109,6 +112,53 @@ _FADE_IN: Final = ((np.arange(FRAME_SAMPLES, dtype=np.float32) + 0.5) / FRAME_SA
 )
 _FADE_OUT: Final = (1.0 - _FADE_IN).astype(np.float32)
 _RAMP: Final = _FADE_IN
+
+
+_SEQ_TS_SSRC: Final = struct.Struct("!HII")
+
+
+def peek_uplink(packet: bytes, audio_level_id: int | None) -> tuple[int, int, int, int | None, int]:
+    """Read what the mixer needs from one decrypted uplink RTP packet, on the bytes.
+
+    Returns:
+        (sequence number, timestamp, SSRC, RFC 6464 level in -dBov or None, payload offset).
+
+    Browsers put the audio level first in a one-byte-header extension block (RFC 8285
+    §4.2), so it is read there directly; anywhere else it is searched for. Padding is
+    not stripped (Opus senders do not pad).
+
+    Raises:
+        MalformedPacket: the packet is shorter than its header says.
+    """
+    n = len(packet)
+    if n < 12:
+        raise MalformedPacket(f"RTP packet of {n} bytes")
+    first = packet[0]
+    offset = 12 + 4 * (first & 0x0F)
+    level: int | None = None
+    if first & 0x10:
+        if offset + 4 > n:
+            raise MalformedPacket("RTP header extension is truncated")
+        block = offset + 4
+        offset = block + 4 * ((packet[offset + 2] << 8) | packet[offset + 3])
+        if offset > n:
+            raise MalformedPacket("RTP header extension is truncated")
+        if audio_level_id is not None:
+            if (
+                packet[block - 4] == 0xBE
+                and packet[block - 3] == 0xDE
+                and block + 2 <= offset
+                and packet[block] == audio_level_id << 4  # id, length 1 (RFC 6464 §3)
+            ):
+                level = packet[block + 1] & 0x7F
+            else:
+                element = peek_extension(packet, audio_level_id)
+                if element:
+                    level = element[0] & 0x7F
+    elif offset > n:
+        raise MalformedPacket("RTP header is longer than the packet")
+    seq, timestamp, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
+    return seq, timestamp, ssrc, level, offset
 
 
 def owner_of(source_id: str) -> str:
@@ -527,6 +577,25 @@ class MixMinusMixer:
         self.selector.report(
             src.slot, estimate_level(payload) if audio_level is None else audio_level
         )
+
+    def receive_rtp(
+        self, source_id: str, packet: bytes, audio_level_id: int | None, now: float
+    ) -> None:
+        """Take one decrypted uplink RTP packet (the server's per-packet path): the header
+        is read by :func:`peek_uplink`, then as :meth:`receive`. Never decodes.
+
+        Raises:
+            MalformedPacket: the packet is shorter than its header says.
+        """
+        seq, timestamp, ssrc, level, offset = peek_uplink(packet, audio_level_id)
+        src = self._sources.get(source_id)
+        if src is None or not src.can_send or offset >= len(packet):
+            self.stats.unknown_packets += 1
+            return
+        self.stats.packets += 1
+        payload = packet[offset:]
+        src.jitter.push(seq, timestamp, payload, now, ssrc)
+        self.selector.report(src.slot, estimate_level(payload) if level is None else level)
 
     # -- per tick ------------------------------------------------------------------------
 

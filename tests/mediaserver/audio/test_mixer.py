@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, strategies as st
 
 from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder, parse_toc
-from mediaserver.audio.mixer import MixMinusMixer, MixOutput, owner_of
-from mediaserver.errors import InvalidArgument, NotFound
+from mediaserver.audio.mixer import MixMinusMixer, MixOutput, owner_of, peek_uplink
+from mediaserver.errors import InvalidArgument, MalformedPacket, NotFound
+from mediaserver.rtp.extensions import serialize_audio_level
+from mediaserver.rtp.packet import RtpPacket
 
 AMPLITUDE = 5000.0
 RATE = 48000
@@ -447,3 +451,59 @@ def test_without_stereo_listeners_nothing_is_encoded_in_stereo() -> None:
     assert len(heard["x"]) == 10
     with pytest.raises(NotFound):
         mixer.set_stereo("nobody", True)
+
+
+@given(
+    seq=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFFFFFF),
+    ssrc=st.integers(0, 0xFFFFFFFF),
+    csrcs=st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+    level=st.none() | st.integers(0, 127),
+    level_id=st.integers(1, 14),
+    others=st.dictionaries(st.integers(1, 14), st.binary(min_size=1, max_size=16), max_size=3),
+    level_first=st.booleans(),
+    two_byte=st.booleans(),
+    payload=st.binary(max_size=64),
+)
+def test_peek_uplink_reads_what_the_packet_parser_reads(
+    seq: int, timestamp: int, ssrc: int, csrcs: list[int], level: int | None, level_id: int,
+    others: dict[int, bytes], level_first: bool, two_byte: bool, payload: bytes,
+) -> None:  # fmt: skip
+    others.pop(level_id, None)
+    extensions = dict(others)
+    if level is not None:
+        element = serialize_audio_level(True, level)
+        extensions = {level_id: element, **others} if level_first else {**others, level_id: element}
+    packet = RtpPacket(
+        payload_type=111, sequence_number=seq, timestamp=timestamp, ssrc=ssrc,
+        csrcs=tuple(csrcs), extensions=extensions, payload=payload,
+        extension_profile=(0x1000 if two_byte else None) if extensions else None,
+    ).serialize()  # fmt: skip
+    got = peek_uplink(packet, level_id)
+    parsed = RtpPacket.parse(packet)
+    assert got[:3] == (seq, timestamp, ssrc)
+    assert got[3] == level
+    assert packet[got[4] :] == parsed.payload
+
+
+@given(st.binary(max_size=80), st.none() | st.integers(1, 14))
+def test_peek_uplink_raises_only_malformed_packet(data: bytes, level_id: int | None) -> None:
+    with contextlib.suppress(MalformedPacket):
+        peek_uplink(data, level_id)
+
+
+def test_receive_rtp_feeds_the_jitter_buffer_and_the_levels() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("a")
+    payload = OpusEncoder(1, 32000).encode(np.zeros(FRAME_SAMPLES, np.int16))
+    packet = RtpPacket(
+        payload_type=111, sequence_number=7, timestamp=960, ssrc=5,
+        extensions={1: serialize_audio_level(True, 12)}, payload=payload,
+    ).serialize()  # fmt: skip
+    mixer.receive_rtp("a", packet, 1, 1.0)
+    mixer.receive_rtp("nobody", packet, 1, 1.0)
+    mixer.receive_rtp("a", RtpPacket(payload_type=111, ssrc=5).serialize(), 1, 1.0)  # empty
+    assert mixer.stats.packets == 1 and mixer.stats.unknown_packets == 2
+    assert mixer.jitter_buffer("a").stats.received == 1
+    with pytest.raises(MalformedPacket):
+        mixer.receive_rtp("a", packet[:14], 1, 1.0)
