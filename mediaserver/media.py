@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediacodecs import vp8
-from mediaserver.audio.egress import AudioSender
+from mediaserver.audio.egress import AudioSender, send_mix
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
 from mediaserver.config import ServerConfig
@@ -163,6 +163,8 @@ class MediaServer:
         """One mixer per meeting id."""
         self._sources: dict[tuple[str, str], _Downlink] = {}
         """(meeting id, source id) → the downlink currently feeding and hearing that source."""
+        self._listeners: dict[str, tuple[tuple[str, ...], list[_Downlink]]] = {}
+        """Meeting id → (the mixer's receivers, their downlinks) for the audio clock."""
         self.on_audio_levels: LevelsListener | None = None
         self.on_tick_duration: Callable[[float], None] | None = None
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
@@ -201,25 +203,12 @@ class MediaServer:
         self.transport.handle_timers(now)
         self._send_nacks(now)
         sendto = self.transport.sendto
-        sources = self._sources
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
-            for source_id in mixer.receivers:
-                downlink = sources.get((meeting_id, source_id))
-                if downlink is None:
-                    continue
-                peer = downlink.peer
-                srtp = peer.srtp
-                address = peer.address
-                if srtp is None or address is None:
-                    continue
-                packet = srtp.protect_rtp(downlink.audio.packet(out.frame_for(source_id)))
-                peer.stats.rtp_out += 1
-                peer.stats.bytes_out += len(packet)
-                sendto(packet, address)
+            send_mix(out, self._audio_listeners(meeting_id, mixer), sendto)
             if report_levels and self.on_audio_levels is not None:
                 self.on_audio_levels(meeting_id, mixer, now)
         if self.on_tick_duration is not None:
@@ -232,6 +221,21 @@ class MediaServer:
             self.late_ticks += 1
             self._next_tick = current + TICK
         self._ticker = loop.call_at(self._next_tick, self._tick)
+
+    def _audio_listeners(self, meeting_id: str, mixer: MixMinusMixer) -> list[_Downlink]:
+        """The downlinks of ``mixer.receivers``, rebuilt only when that tuple changes (the
+        mixer makes a new one on every membership or capability change)."""
+        receivers = mixer.receivers
+        cached = self._listeners.get(meeting_id)
+        if cached is None or cached[0] is not receivers:
+            sources = self._sources
+            listeners = [
+                downlink
+                for source_id in receivers
+                if (downlink := sources.get((meeting_id, source_id))) is not None
+            ]
+            cached = self._listeners[meeting_id] = (receivers, listeners)
+        return cached[1]
 
     # -- packets ----------------------------------------------------------------------------
 
@@ -578,6 +582,7 @@ class MediaServer:
             downlink.mixer.remove_source(downlink.source_id)
             if not downlink.mixer.receivers and not any(k[0] == meeting_id for k in self._sources):
                 self._mixers.pop(meeting_id, None)
+                self._listeners.pop(meeting_id, None)
 
     def peer_stats(self) -> list[dict[str, Any]]:
         return [
