@@ -20,8 +20,9 @@ is the median over ``--runs`` runs of the mean over ``--ticks`` ticks (fewer tic
 the naive mixer at large sizes, where one tick takes longer than the budget anyway).
 
 **Server-added latency** (``--latency-sizes``) is measured in real time: every attendee's
-packets arrive at a steady phase of the 20 ms grid (drawn at random per attendee, so the
-jitter buffers stay at their 20 ms minimum), are unprotected and received as they arrive,
+packets arrive at a steady phase of the 20 ms grid (drawn at random per attendee, the
+speakers' spread evenly from a random start; steady, so the jitter buffers stay at their
+20 ms minimum), are unprotected and received as they arrive,
 and the tick runs on the grid and sends every listener its packet through a real UDP
 socket on loopback. A latency sample is, for one speaker's packet and one listener, the
 time from the packet's arrival to the ``sendto`` of the listener's packet carrying the
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import socket
 import time
@@ -278,6 +280,11 @@ def _added_latency(
 
     rng = np.random.default_rng(seed)
     phase = rng.uniform(0.0, TICK_SECONDS, size)
+    # The speakers' phases are spread evenly from a random start, so that few runs cover
+    # the whole 20 ms (the samples of one speaker differ only by the listener served).
+    start_phase = rng.uniform()
+    for k in range(speakers):
+        phase[k] = (start_phase + k / speakers) % 1.0 * TICK_SECONDS
     order = [int(k) for k in np.argsort(phase)]
     buffers = [mixer.jitter_buffer(up.ids[k]) for k in range(speakers)]
     arrivals: list[list[float]] = [[] for _ in range(speakers)]
@@ -321,8 +328,7 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _rss(size: int, speakers: int, complexity: int) -> dict[str, float]:
-    """Process RSS growth from one meeting of ``size`` attendees run for 50 ticks."""
+def _rss_child(size: int, speakers: int, complexity: int) -> dict[str, float]:
     up = _uplink(size, speakers, 55)
     gc.collect()
     before = _rss_bytes()
@@ -331,6 +337,14 @@ def _rss(size: int, speakers: int, complexity: int) -> dict[str, float]:
     gc.collect()
     after = _rss_bytes()
     return {"attendees": size, "growth_mb": (after - before) / 1e6, "process_mb": after / 1e6}
+
+
+def _rss(size: int, speakers: int, complexity: int) -> dict[str, float]:
+    """Process RSS growth from one meeting of ``size`` attendees run for 50 ticks, in a
+    fresh process (memory freed by earlier runs would otherwise be reused unseen)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result: dict[str, float] = pool.apply(_rss_child, (size, speakers, complexity))
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -233,6 +233,7 @@ class MixerStats:
     odd_durations: int = 0
     """Decoded frames that were not 20 ms long (cut or padded)."""
     shared_encodes: int = 0
+    """Shared frames encoded, every layout (at most one mono and one stereo per tick)."""
     personal_encodes: int = 0
     silence_ticks: int = 0
     """Ticks whose shared frame was the cached silence frame."""
@@ -516,7 +517,8 @@ class MixMinusMixer:
         """Whether a listener receives a stereo mix (its negotiated Opus ``stereo``).
 
         A personal stream in the other layout is dropped; the listener continues on the
-        shared stream of its new layout (a renegotiation gives the client a new decoder).
+        shared stream of its new layout. (Clients fix stereo with their AudioProfile
+        before joining, so this only follows a new offer.)
 
         Raises:
             NotFound: ``source_id`` is not a source.
@@ -748,7 +750,8 @@ class MixMinusMixer:
         stats = self.stats
         if not count and self._quiet_ticks > self._hangover:
             layout.live = False
-            stats.silence_ticks += layout.channels == 1
+            if layout is self._mono:
+                stats.silence_ticks += 1
             return layout.silence
         if not layout.live:
             layout.shared.copy_state_from(layout.silence_state)
