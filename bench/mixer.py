@@ -5,43 +5,62 @@ meeting size (10, 100, 250 and 1,000 attendees by default, 3 of them speaking). 
 of work per mixer is:
 
 * **receive**: for every attendee's uplink packet, SRTP unprotect (one ``SrtpContext``
-  per attendee, AEAD_AES_128_GCM), header and RFC 6464 audio-level read, ``receive()``;
+  per attendee, AEAD_AES_128_GCM) and ``receive_rtp()`` (header and RFC 6464 level read
+  on the bytes, jitter buffer), the server's per-packet path;
 * **tick**: ``MixMinusMixer.tick`` (top-N from levels, decode N, one shared encode plus one
   per speaker), or the naive mixer's tick (decode everyone, sum, one personal encode per
   attendee, the design of Janus AudioBridge and FreeSWITCH);
-* **egress**: for every receiving attendee, RTP header (``AudioSender``) and SRTP protect.
+* **egress**: for every receiving attendee, :func:`~mediaserver.audio.egress.send_mix`,
+  the audio clock's own loop: RTP header (``AudioSender``) and SRTP protect (the socket
+  send is a no-op here).
 
 Non-speakers send 32 kbit/s Opus frames of low noise with an audio level of 70 (-70 dBov);
 speakers send tones with level 20. CPU time is ``time.process_time`` per tick; each cell
 is the median over ``--runs`` runs of the mean over ``--ticks`` ticks (fewer ticks for
 the naive mixer at large sizes, where one tick takes longer than the budget anyway).
 
-Server-added latency of the mixer path is measured at the minimum jitter buffer (20 ms):
-a packet arriving between two ticks is mixed at the next tick, so it waits 0-20 ms (10 ms
-on average), plus the tick's own processing time, plus the Opus encoder's lookahead.
+**Server-added latency** (``--latency-sizes``) is measured in real time: every attendee's
+packets arrive at a steady phase of the 20 ms grid (drawn at random per attendee, the
+speakers' spread evenly from a random start; steady, so the jitter buffers stay at their
+20 ms minimum), are unprotected and received as they arrive,
+and the tick runs on the grid and sends every listener its packet through a real UDP
+socket on loopback. A latency sample is, for one speaker's packet and one listener, the
+time from the packet's arrival to the ``sendto`` of the listener's packet carrying the
+tick that mixed it (known from the jitter buffer's played count), so it includes the wait
+for the tick, the mix and every listener served before. The Opus encoder's look-ahead
+(6.5 ms of algorithmic delay inside the mixed audio) comes on top and is reported apart.
+
+**RSS** (``--rss-size``): the process RSS growth from building one meeting of that many
+attendees (a mixer source each, uplink and downlink SRTP contexts, an ``AudioSender``)
+and running it for a second, and the process total.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import multiprocessing
 import os
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from bench.stats import format_table, median
+from bench.stats import format_table, median, percentile
 from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder, opus_version
-from mediaserver.audio.egress import AudioSender
+from mediaserver.audio.egress import AudioSender, send_mix
 from mediaserver.audio.jitter import LOST, JitterBuffer
-from mediaserver.audio.mixer import TICK_SECONDS, MixMinusMixer
-from mediaserver.rtp.extensions import parse_audio_level, serialize_audio_level
-from mediaserver.rtp.packet import RtpPacket, peek_extension, peek_header, peek_payload_offset
+from mediaserver.audio.mixer import TICK_SECONDS, MixMinusMixer, MixOutput, peek_uplink
+from mediaserver.rtp.extensions import serialize_audio_level
+from mediaserver.rtp.packet import RtpPacket
+from mediaserver.transport.peer import PeerStats
 from mediaserver.transport.srtp import SRTP_AEAD_AES_128_GCM, SrtpContext, SrtpKeys
+from mediaserver.transport.stun import Address
 
 __all__ = ["add_arguments", "run"]
 
@@ -52,26 +71,46 @@ NOISE_LEVEL = 70
 
 
 class Mixer(Protocol):
-    def receive(
-        self, source_id: str, seq: int, timestamp: int, payload: bytes,
-        audio_level: int | None, now: float,
-    ) -> None: ...  # fmt: skip
+    def receive_rtp(
+        self, source_id: str, packet: bytes, audio_level_id: int | None, now: float
+    ) -> None: ...
 
-    def tick_frames(self, now: float) -> tuple[bytes, dict[str, bytes]]: ...
+    def tick(self, now: float) -> MixOutput: ...
 
 
-class FastMixer:
-    """Adapter: the mix-minus mixer behind the benchmark's two-call interface."""
+def mix_minus(ids: list[str], complexity: int, speakers: int) -> MixMinusMixer:
+    """The mix-minus mixer with one source per id."""
+    mixer = MixMinusMixer(speakers, complexity=complexity)
+    for i in ids:
+        mixer.add_source(i)
+    return mixer
 
-    def __init__(self, ids: list[str], complexity: int, speakers: int) -> None:
-        self.mixer = MixMinusMixer(speakers, complexity=complexity)
-        for i in ids:
-            self.mixer.add_source(i)
-        self.receive = self.mixer.receive
 
-    def tick_frames(self, now: float) -> tuple[bytes, dict[str, bytes]]:
-        out = self.mixer.tick(now)
-        return out.shared, dict(out.personal)
+@dataclass(slots=True, eq=False)
+class _Peer:
+    srtp: SrtpContext | None
+    address: Address | None
+    stats: PeerStats = field(default_factory=PeerStats)
+
+
+@dataclass(slots=True, eq=False)
+class _Listener:
+    """What the media engine's downlink gives :func:`send_mix`."""
+
+    source_id: str
+    audio: AudioSender
+    peer: _Peer
+
+
+def _listeners(up: Uplink, contexts: dict[str, SrtpContext]) -> list[_Listener]:
+    return [
+        _Listener(i, AudioSender(PAYLOAD_TYPE, 0x20000 + k), _Peer(contexts[i], ("127.0.0.1", 9)))
+        for k, i in enumerate(up.ids)
+    ]
+
+
+def _no_send(data: bytes, address: Address) -> None:
+    pass
 
 
 class NaiveMixer:
@@ -89,13 +128,13 @@ class NaiveMixer:
         self.pcm: npt.NDArray[np.int16] = np.zeros(FRAME_SAMPLES, np.int16)
         self.addr: int = self.pcm.ctypes.data
 
-    def receive(
-        self, source_id: str, seq: int, timestamp: int, payload: bytes,
-        audio_level: int | None, now: float,
-    ) -> None:  # fmt: skip
-        self.jitter[self.index[source_id]].push(seq, timestamp, payload, now)
+    def receive_rtp(
+        self, source_id: str, packet: bytes, audio_level_id: int | None, now: float
+    ) -> None:
+        seq, timestamp, ssrc, _, offset = peek_uplink(packet, audio_level_id)
+        self.jitter[self.index[source_id]].push(seq, timestamp, packet[offset:], now, ssrc)
 
-    def tick_frames(self, now: float) -> tuple[bytes, dict[str, bytes]]:
+    def tick(self, now: float) -> MixOutput:
         rows = self.rows
         for k, (jb, dec) in enumerate(zip(self.jitter, self.decoders, strict=True)):
             item = jb.pop(now)
@@ -112,7 +151,7 @@ class NaiveMixer:
             np.clip(self.work, -32768.0, 32767.0, out=self.work)
             np.copyto(self.pcm, self.work, casting="unsafe")
             frames[i] = self.encoders[k].encode_address(self.addr)
-        return b"", frames
+        return MixOutput(b"", frames, (), (), True)
 
 
 @dataclass
@@ -179,8 +218,9 @@ class TickCost:
 
 
 def _drive(mixer: Mixer, up: Uplink, ticks: int, warmup: int) -> TickCost:
-    senders = {i: AudioSender(PAYLOAD_TYPE, 0x20000 + k) for k, i in enumerate(up.ids)}
-    out_ctx = up.server_contexts()
+    contexts = up.server_contexts()
+    listeners = _listeners(up, contexts)
+    receive = mixer.receive_rtp
     clock = time.process_time
     spent = [0.0, 0.0, 0.0]
     now = 100.0
@@ -188,17 +228,11 @@ def _drive(mixer: Mixer, up: Uplink, ticks: int, warmup: int) -> TickCost:
         packets = up.ticks[t]
         a = clock()
         for source_id, data in packets:
-            plain = out_ctx[source_id].unprotect_rtp(data)
-            _, _, seq, ts, _ = peek_header(plain)
-            element = peek_extension(plain, AUDIO_LEVEL_ID)
-            level = parse_audio_level(element)[1] if element is not None else None
-            mixer.receive(source_id, seq, ts, plain[peek_payload_offset(plain) :], level, now)
+            receive(source_id, contexts[source_id].unprotect_rtp(data), AUDIO_LEVEL_ID, now)
         b = clock()
-        shared, personal = mixer.tick_frames(now + 0.005)
+        out = mixer.tick(now + 0.005)
         c = clock()
-        for source_id in up.ids:
-            payload = personal.get(source_id, shared)
-            out_ctx[source_id].protect_rtp(senders[source_id].packet(payload))
+        send_mix(out, listeners, _no_send)
         d = clock()
         if t >= warmup:
             spent[0] += b - a
@@ -208,35 +242,109 @@ def _drive(mixer: Mixer, up: Uplink, ticks: int, warmup: int) -> TickCost:
     return TickCost(*(s / ticks * 1e6 for s in spent))
 
 
-def _latency(complexity: int) -> dict[str, float]:
-    """Ticks between a packet's arrival and the tick that mixes it, at the minimum delay."""
-    mixer = MixMinusMixer(complexity=complexity)
-    mixer.add_source("speaker")
-    mixer.add_source("listener")
-    frames = _frames("tone", 60, 0)
-    waited: list[int] = []
-    now = 10.0
-    for t, payload in enumerate(frames):
-        arrival = now + 0.013  # 13 ms after a tick, 7 ms before the next
-        mixer.receive("speaker", t, t * FRAME_SAMPLES, payload, SPEAKER_LEVEL, arrival)
-        played_before = mixer.jitter_buffer("speaker").stats.played
-        ticks = 0
-        while True:
-            now += TICK_SECONDS
-            ticks += 1
-            mixer.tick(now)
-            if mixer.jitter_buffer("speaker").stats.played > played_before or ticks > 20:
-                break
-        if t >= 10:
-            waited.append(ticks)
-    lookahead_ms = OpusEncoder(1, 32000).lookahead / 48.0
-    return {
-        "ticks_waited_median": median([float(w) for w in waited]),
-        "queue_ms_max": median([float(w) for w in waited]) * TICK_SECONDS * 1000,
-        "queue_ms_mean": median([float(w) for w in waited]) * TICK_SECONDS * 1000 / 2,
-        "encoder_lookahead_ms": lookahead_ms,
-        "jitter_target_ms": mixer.jitter_buffer("speaker").target_delay_ms,
-    }
+def _wait_until(deadline: float) -> None:
+    """Sleep most of the way, then spin: packets are due tens of microseconds apart."""
+    remaining = deadline - time.perf_counter()
+    if remaining > 0.002:
+        time.sleep(remaining - 0.001)
+    while time.perf_counter() < deadline:
+        pass
+
+
+def _added_latency(
+    size: int, speakers: int, complexity: int, ticks: int, warmup: int, seed: int
+) -> list[float]:
+    """Packet in → mixed packet out, in ms, for every (speaker packet, listener) pair."""
+    up = _uplink(size, speakers, warmup + ticks)
+    mixer = mix_minus(up.ids, complexity, speakers)
+    contexts = up.server_contexts()
+    listeners = _listeners(up, contexts)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.setblocking(False)
+    sink_address: Address = sink.getsockname()
+    for listener in listeners:
+        listener.peer.address = sink_address
+    sent_at = np.zeros(size)
+    position = [0]
+    dropped = [0]
+
+    def sendto(data: bytes, address: Address) -> None:
+        try:
+            out.sendto(data, address)
+        except BlockingIOError:
+            dropped[0] += 1  # the sink is never read: a full buffer drops, as UDP does
+        sent_at[position[0]] = time.perf_counter()
+        position[0] += 1
+
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0.0, TICK_SECONDS, size)
+    # The speakers' phases are spread evenly from a random start, so that few runs cover
+    # the whole 20 ms (the samples of one speaker differ only by the listener served).
+    start_phase = rng.uniform()
+    for k in range(speakers):
+        phase[k] = (start_phase + k / speakers) % 1.0 * TICK_SECONDS
+    order = [int(k) for k in np.argsort(phase)]
+    buffers = [mixer.jitter_buffer(up.ids[k]) for k in range(speakers)]
+    arrivals: list[list[float]] = [[] for _ in range(speakers)]
+    samples: list[float] = []
+    start = time.perf_counter() + 0.05
+    for t in range(warmup + ticks):
+        base = start + t * TICK_SECONDS
+        packets = up.ticks[t]
+        for k in order:
+            _wait_until(base + phase[k])
+            source_id, data = packets[k]
+            now = time.perf_counter()
+            mixer.receive_rtp(
+                source_id, contexts[source_id].unprotect_rtp(data), AUDIO_LEVEL_ID, now
+            )
+            if k < speakers:
+                arrivals[k].append(now)
+        _wait_until(base + TICK_SECONDS)
+        before = [b.stats.played for b in buffers]
+        result = mixer.tick(time.perf_counter())
+        position[0] = 0
+        send_mix(result, listeners, sendto)
+        if t < warmup:
+            continue
+        for k, buffer in enumerate(buffers):
+            if buffer.stats.played == before[k]:
+                continue
+            # Packets are consumed in arrival order: played ones, and dropped ones when
+            # the source entered the mix.
+            consumed = buffer.stats.played + buffer.stats.dropped
+            arrival = arrivals[k][consumed - 1]
+            delays = np.delete(sent_at, k) - arrival  # a speaker does not hear itself
+            samples.extend((delays * 1000.0).tolist())
+    sink.close()
+    out.close()
+    return samples
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_child(size: int, speakers: int, complexity: int) -> dict[str, float]:
+    up = _uplink(size, speakers, 55)
+    gc.collect()
+    before = _rss_bytes()
+    mixer = mix_minus(up.ids, complexity, speakers)
+    _drive(mixer, up, 50, 5)
+    gc.collect()
+    after = _rss_bytes()
+    return {"attendees": size, "growth_mb": (after - before) / 1e6, "process_mb": after / 1e6}
+
+
+def _rss(size: int, speakers: int, complexity: int) -> dict[str, float]:
+    """Process RSS growth from one meeting of ``size`` attendees run for 50 ticks, in a
+    fresh process (memory freed by earlier runs would otherwise be reused unseen)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        result: dict[str, float] = pool.apply(_rss_child, (size, speakers, complexity))
+    return result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,11 +357,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10,100,250,1000", help="attendees per meeting")
     parser.add_argument("--speakers", type=int, default=3)
     parser.add_argument("--complexity", type=int, default=5, help="Opus encoder complexity")
+    parser.add_argument(
+        "--latency-sizes",
+        default=None,
+        help="meeting sizes for the real-time latency run (default: the largest of --sizes)",
+    )
+    parser.add_argument("--latency-ticks", type=int, default=100, help="ticks per latency run")
+    parser.add_argument(
+        "--rss-size", type=int, default=None, help="attendees for the RSS run (default: largest)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(s) for s in str(args.sizes).split(",")]
+    if args.latency_sizes is None:
+        args.latency_sizes = str(max(sizes))
+    if args.rss_size is None:
+        args.rss_size = max(sizes)
     results: dict[int, dict[str, Any]] = {}
     for size in sizes:
         total_ticks = args.warmup + max(args.ticks, args.naive_ticks)
@@ -262,7 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         naive: list[TickCost] = []
         for _ in range(args.runs):
             fast.append(
-                _drive(FastMixer(up.ids, args.complexity, args.speakers), up, args.ticks,
+                _drive(mix_minus(up.ids, args.complexity, args.speakers), up, args.ticks,
                        args.warmup)
             )  # fmt: skip
             naive.append(
@@ -274,7 +395,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "naive": {k: median([getattr(c, k) for c in naive])
                       for k in ("receive_us", "tick_us", "egress_us", "total_us")},
         }  # fmt: skip
-    latency = _latency(args.complexity)
+    latency: dict[str, dict[str, float]] = {}
+    for size in [int(s) for s in str(args.latency_sizes).split(",") if s]:
+        runs = [
+            _added_latency(size, args.speakers, args.complexity, args.latency_ticks, 10, seed)
+            for seed in range(args.runs)
+        ]
+        latency[str(size)] = {
+            "p50_ms": median([percentile(r, 50) for r in runs]),
+            "p99_ms": median([percentile(r, 99) for r in runs]),
+            "max_ms": median([max(r) for r in runs]),
+            "samples_per_run": median([float(len(r)) for r in runs]),
+        }
+    lookahead_ms = OpusEncoder(1, 32000).lookahead / 48.0
+    rss = _rss(args.rss_size, args.speakers, args.complexity)
     rows = []
     for size, r in results.items():
         m, n = r["mixminus"], r["naive"]
@@ -286,13 +420,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     command = (
         f"python -m bench mixer --runs {args.runs} --ticks {args.ticks} "
         f"--naive-ticks {args.naive_ticks} --sizes {args.sizes} --speakers {args.speakers} "
-        f"--complexity {args.complexity}"
+        f"--complexity {args.complexity} --latency-sizes {args.latency_sizes} "
+        f"--latency-ticks {args.latency_ticks} --rss-size {args.rss_size}"
     )
     summary: dict[str, Any] = {
         "command": command,
         "libopus": opus_version(),
         "results": {str(k): v for k, v in results.items()},
         "latency": latency,
+        "encoder_lookahead_ms": lookahead_ms,
+        "rss": rss,
     }
     if 250 in results:
         summary["ratio_naive_over_mixminus_at_250"] = (
@@ -302,13 +439,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(format_table(
         ["attendees", "recv ms", "tick ms", "egress ms", "mix-minus ms/tick", "% core",
          "naive ms/tick", "naive % core", "naive / mix-minus"], rows))  # fmt: skip
-    tick_ms = results[sizes[-1]]["mixminus"]["tick_us"] / 1000
+    print("\nserver-added latency, packet in -> mixed packet out (jitter buffer at 20 ms):")
+    print(format_table(
+        ["attendees", "p50 ms", "p99 ms", "max ms", "samples/run"],
+        [[size, v["p50_ms"], v["p99_ms"], v["max_ms"], v["samples_per_run"]]
+         for size, v in latency.items()]))  # fmt: skip
+    print(f"plus the Opus encoder's look-ahead inside the audio: {lookahead_ms:.1f} ms")
     print(
-        f"\nlatency at the minimum jitter buffer ({latency['jitter_target_ms']:.0f} ms): "
-        f"a packet waits {latency['ticks_waited_median']:.0f} tick (0-20 ms, "
-        f"{latency['queue_ms_mean']:.0f} ms on average) + tick processing "
-        f"({tick_ms:.2f} ms at {sizes[-1]}) + Opus lookahead "
-        f"{latency['encoder_lookahead_ms']:.1f} ms"
+        f"\nRSS: one meeting of {rss['attendees']} attendees grows the process by "
+        f"{rss['growth_mb']:.1f} MB (process {rss['process_mb']:.0f} MB)"
     )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

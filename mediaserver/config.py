@@ -47,6 +47,8 @@ class ServerConfig:
     """Replica meetings one primary meeting may have (Chime: 4, adjustable to 40)."""
     audio_bitrate: int = 32000
     """Opus bitrate of the mix each attendee receives, bits/s (6,000 to 64,000)."""
+    audio_stereo_bitrate: int = 64000
+    """Opus bitrate of the mix of attendees that negotiated stereo (6,000 to 128,000)."""
     max_speakers: int = 3
     """Active speakers mixed at once (the loudest, with hysteresis)."""
     max_video_kbps: int = 0
@@ -120,6 +122,7 @@ _HELP = {
     "max_active_meetings": "active-meeting quota (default %(default)s)",
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
+    "audio_stereo_bitrate": "Opus bitrate of a stereo attendee's mix (default %(default)s)",
     "max_speakers": "active speakers mixed at once (default %(default)s)",
     "max_video_kbps": "cap on each sender's video in kbit/s: REMB, then frames dropped "
     "(default: 1500, 2500 for FHD cameras and UHD content)",
@@ -244,6 +247,8 @@ def _check(config: ServerConfig) -> None:
         raise SystemExit("--api-rate must be > 0 and --api-burst >= 1")
     if not 6000 <= config.audio_bitrate <= 64000:
         raise SystemExit("--audio-bitrate must be 6000-64000 (mono Opus)")
+    if not 6000 <= config.audio_stereo_bitrate <= 128000:
+        raise SystemExit("--audio-stereo-bitrate must be 6000-128000 (stereo Opus)")
     if config.max_video_kbps < 0:
         raise SystemExit("--max-video-kbps must be >= 0 (0: Chime's limits)")
     if not 1 <= config.max_speakers <= 16:

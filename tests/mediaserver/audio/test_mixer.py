@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, strategies as st
 
-from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder
-from mediaserver.audio.mixer import MixMinusMixer, MixOutput, owner_of
-from mediaserver.errors import InvalidArgument, NotFound
+from mediacodecs.opus import FRAME_SAMPLES, OpusDecoder, OpusEncoder, parse_toc
+from mediaserver.audio.mixer import MixMinusMixer, MixOutput, owner_of, peek_uplink
+from mediaserver.errors import InvalidArgument, MalformedPacket, NotFound
+from mediaserver.rtp.extensions import serialize_audio_level
+from mediaserver.rtp.packet import RtpPacket
 
 AMPLITUDE = 5000.0
 RATE = 48000
@@ -145,6 +149,23 @@ def test_speaker_changes_are_click_free() -> None:
         x = np.concatenate(meeting.heard[listener]).astype(np.float64)
         jump = float(np.max(np.abs(np.diff(x))))
         assert jump < 1500, (listener, jump)
+
+
+def test_a_speaker_swap_fades_the_newcomer_in_once() -> None:
+    # One seat: c, louder, takes it from a in one tick (one source enters as one leaves).
+    # At 350 Hz the decoded tone (6.5 ms codec delay) is near its peak where the mixer's
+    # frames meet, so fading c in a second time would step by about AMPLITUDE (and by
+    # about 1,000 after the client's decoder).
+    mixer = MixMinusMixer(max_speakers=1)
+    meeting = Meeting(mixer, ["a", "c", "d"])
+    meeting.run(20, {"a": 210.0})
+    meeting.run(30, {"a": 210.0, "c": 350.0}, levels={"a": 20, "c": 10})
+    assert [o.speakers for o in meeting.outputs[19:21]] == [("a",), ("a",)]
+    assert meeting.outputs[-1].speakers == ("c",)
+    for listener in ("a", "d"):
+        x = np.concatenate(meeting.heard[listener]).astype(np.float64)
+        jump = float(np.max(np.abs(np.diff(x))))
+        assert jump < 600, (listener, jump)  # the tones' slopes: 2 pi f x 5000 / 48 kHz
 
 
 @pytest.mark.parametrize(("fec", "min_delay"), [(False, 20.0), (True, 40.0)])
@@ -334,3 +355,155 @@ def test_loud_sum_is_limited_not_wrapped() -> None:
     x = meeting.audio("d", 10)
     assert np.abs(x).max() <= 32767
     assert np.mean(np.abs(x) > 32000) < 0.01  # not a clipped square wave
+
+
+def _stereo_room(
+    mixer: MixMinusMixer, ticks: int, listeners: dict[str, int]
+) -> dict[str, list[npt.NDArray[np.int16]]]:
+    """``s`` sends stereo (400 Hz left, 700 Hz right), ``m`` mono 1000 Hz; every id in
+    ``listeners`` decodes its frames with that many channels (``s`` and ``m`` included)."""
+    encoders = {"s": OpusEncoder(2, 64000), "m": OpusEncoder(1, 32000)}
+    decoders = {i: OpusDecoder(c) for i, c in listeners.items()}
+    heard: dict[str, list[npt.NDArray[np.int16]]] = {i: [] for i in listeners}
+    for k in range(ticks):
+        n = np.arange(k * FRAME_SAMPLES, (k + 1) * FRAME_SAMPLES)
+        ramp = min(1.0, k / 5)
+        left, right, mid = (
+            (np.sin(2 * np.pi * f * n / RATE) * AMPLITUDE * ramp).astype(np.int16)
+            for f in (400.0, 700.0, 1000.0)
+        )
+        now = 1.0 + k * 0.020
+        packets = {
+            "s": encoders["s"].encode(np.stack([left, right], axis=1)),
+            "m": encoders["m"].encode(mid),
+        }
+        for i, payload in packets.items():
+            mixer.receive(i, k, k * FRAME_SAMPLES, payload, 20, now)
+        out = mixer.tick(now + 0.005)
+        for i, decoder in decoders.items():
+            heard[i].append(decoder.decode(out.frame_for(i)))
+    return heard
+
+
+def test_a_stereo_listener_hears_stereo_sources_in_stereo_and_mono_ones_centred() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s", stereo=True)
+    mixer.add_source("m")
+    mixer.add_source("x", stereo=True)
+    mixer.add_source("y")
+    heard = _stereo_room(mixer, 40, {"x": 2, "y": 1, "s": 2, "m": 1})
+    x = np.concatenate(heard["x"][-20:]).astype(np.float64)
+    left, right = x[:, 0], x[:, 1]
+    # The stereo source keeps its channels (400 Hz left, 700 Hz right) ...
+    assert power(left, 400.0) > 100 * power(right, 400.0)
+    assert power(right, 700.0) > 100 * power(left, 700.0)
+    # ... and the mono source is in the centre.
+    assert 0.5 < power(left, 1000.0) / power(right, 1000.0) < 2.0
+    assert power(left, 1000.0) > 0.1 * power(left, 400.0)
+    # A mono listener hears all three tones.
+    y = np.concatenate(heard["y"][-20:]).astype(np.float64)
+    p = [power(y, f) for f in (400.0, 700.0, 1000.0)]
+    assert min(p) > 0.1 * max(p), p
+    # The stereo speaker gets its mix-minus in stereo: the mono tone, never itself.
+    s = np.concatenate(heard["s"][-20:]).astype(np.float64)
+    for channel in (s[:, 0], s[:, 1]):
+        assert power(channel, 1000.0) > 1e3 * max(power(channel, 400.0), power(channel, 700.0))
+    # The mono speaker hears the stereo source downmixed, never itself.
+    m = np.concatenate(heard["m"][-20:]).astype(np.float64)
+    assert min(power(m, 400.0), power(m, 700.0)) > 1e3 * power(m, 1000.0)
+
+
+def test_each_layout_is_encoded_once_per_tick() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s", stereo=True)
+    mixer.add_source("m")
+    for i in range(10):
+        mixer.add_source(f"x{i}", stereo=True)
+        mixer.add_source(f"y{i}")
+    _stereo_room(mixer, 10, {})
+    stereo = mixer.stereo_shared_encoder
+    assert stereo is not None and stereo.channels == 2
+    for _ in range(10):
+        mono_before, stereo_before = mixer.shared_encoder.encodes, stereo.encodes
+        personal_before = mixer.stats.personal_encodes
+        out = mixer.tick(2.0)
+        assert mixer.shared_encoder.encodes == mono_before + 1
+        assert stereo.encodes == stereo_before + 1
+        assert mixer.stats.personal_encodes == personal_before + 2  # the two speakers
+        assert len({out.frame_for(f"x{i}") for i in range(10)}) == 1
+        assert len({out.frame_for(f"y{i}") for i in range(10)}) == 1
+        assert out.frame_for("x0") == out.shared_stereo != out.shared == out.frame_for("y0")
+    assert parse_toc(out.frame_for("x0")).stereo and not parse_toc(out.frame_for("y0")).stereo
+    assert parse_toc(out.frame_for("s")).stereo and not parse_toc(out.frame_for("m")).stereo
+
+
+def test_without_stereo_listeners_nothing_is_encoded_in_stereo() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("s")
+    mixer.add_source("m")
+    mixer.add_source("x", stereo=True)
+    heard = _stereo_room(mixer, 10, {"x": 2})
+    assert parse_toc(mixer.tick(2.0).frame_for("x")).stereo
+    mixer.set_stereo("x", False)
+    out = mixer.tick(2.02)
+    assert out.shared_stereo is None and not out.stereo_receivers
+    assert not parse_toc(out.frame_for("x")).stereo
+    assert len(heard["x"]) == 10
+    with pytest.raises(NotFound):
+        mixer.set_stereo("nobody", True)
+
+
+@given(
+    seq=st.integers(0, 0xFFFF),
+    timestamp=st.integers(0, 0xFFFFFFFF),
+    ssrc=st.integers(0, 0xFFFFFFFF),
+    csrcs=st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+    level=st.none() | st.integers(0, 127),
+    level_id=st.integers(1, 14),
+    others=st.dictionaries(st.integers(1, 14), st.binary(min_size=1, max_size=16), max_size=3),
+    level_first=st.booleans(),
+    two_byte=st.booleans(),
+    payload=st.binary(max_size=64),
+)
+def test_peek_uplink_reads_what_the_packet_parser_reads(
+    seq: int, timestamp: int, ssrc: int, csrcs: list[int], level: int | None, level_id: int,
+    others: dict[int, bytes], level_first: bool, two_byte: bool, payload: bytes,
+) -> None:  # fmt: skip
+    others.pop(level_id, None)
+    extensions = dict(others)
+    if level is not None:
+        element = serialize_audio_level(True, level)
+        extensions = {level_id: element, **others} if level_first else {**others, level_id: element}
+    packet = RtpPacket(
+        payload_type=111, sequence_number=seq, timestamp=timestamp, ssrc=ssrc,
+        csrcs=tuple(csrcs), extensions=extensions, payload=payload,
+        extension_profile=(0x1000 if two_byte else None) if extensions else None,
+    ).serialize()  # fmt: skip
+    got = peek_uplink(packet, level_id)
+    parsed = RtpPacket.parse(packet)
+    assert got[:3] == (seq, timestamp, ssrc)
+    assert got[3] == level
+    assert packet[got[4] :] == parsed.payload
+
+
+@given(st.binary(max_size=80), st.none() | st.integers(1, 14))
+def test_peek_uplink_raises_only_malformed_packet(data: bytes, level_id: int | None) -> None:
+    with contextlib.suppress(MalformedPacket):
+        peek_uplink(data, level_id)
+
+
+def test_receive_rtp_feeds_the_jitter_buffer_and_the_levels() -> None:
+    mixer = MixMinusMixer()
+    mixer.add_source("a")
+    payload = OpusEncoder(1, 32000).encode(np.zeros(FRAME_SAMPLES, np.int16))
+    packet = RtpPacket(
+        payload_type=111, sequence_number=7, timestamp=960, ssrc=5,
+        extensions={1: serialize_audio_level(True, 12)}, payload=payload,
+    ).serialize()  # fmt: skip
+    mixer.receive_rtp("a", packet, 1, 1.0)
+    mixer.receive_rtp("nobody", packet, 1, 1.0)
+    mixer.receive_rtp("a", RtpPacket(payload_type=111, ssrc=5).serialize(), 1, 1.0)  # empty
+    assert mixer.stats.packets == 1 and mixer.stats.unknown_packets == 2
+    assert mixer.jitter_buffer("a").stats.received == 1
+    with pytest.raises(MalformedPacket):
+        mixer.receive_rtp("a", packet[:14], 1, 1.0)

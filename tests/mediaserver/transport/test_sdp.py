@@ -580,9 +580,8 @@ def check_answer(offer: SessionOffer, answer: str, params: AnswerParams) -> None
             offered_opus = offered.codec(opus.payload_type)
             assert offered_opus is not None
             expected = "minptime=10;useinbandfec=1"
-            for name in ("stereo", "sprop-stereo"):
-                if name in offered_opus.fmtp:
-                    expected += f";{name}={offered_opus.fmtp[name]}"
+            if offered_opus.fmtp.get("stereo") == "1":
+                expected += ";stereo=1;sprop-stereo=1"
             assert opus.fmtp_line == expected
             assert got.msids == (Msid(*params.audio_msid),)
             assert [(s.ssrc, s.cname) for s in got.ssrcs] == [(params.audio_ssrc, params.cname)]
@@ -705,6 +704,22 @@ def test_stereo_opus_parameters_are_kept() -> None:
     assert audio is not None
     assert audio.codecs[0].fmtp_line == "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1"
     check_answer(offer, build_answer(offer, make_params(offer)), make_params(offer))
+
+
+@pytest.mark.parametrize("params", ["stereo=0;sprop-stereo=1", "sprop-stereo=1", "stereo=0"])
+def test_an_offer_without_stereo_1_is_answered_mono(params: str) -> None:
+    # RFC 7587 §7.1: only the offerer's stereo=1 asks for stereo; its sprop-stereo says what
+    # it sends, which says nothing about what we send back.
+    text = load("sdp/chrome_video_inactive_offer.sdp").decode()
+    text = text.replace(
+        "a=fmtp:111 minptime=10;useinbandfec=1", f"a=fmtp:111 minptime=10;useinbandfec=1;{params}"
+    )
+    offer = parse_offer(text)
+    plan = plan_answer(offer, make_params(offer))
+    assert not plan.audio_stereo_offered
+    audio = plan.audio
+    assert audio is not None
+    assert audio.codecs[0].fmtp_line == "minptime=10;useinbandfec=1"
 
 
 def test_chime_munged_offer_is_answered() -> None:
