@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import count
 
 from mediaserver.ratelimit import TokenBucket
 from mediaserver.registry.models import CONTENT_SUFFIX
@@ -136,9 +137,16 @@ class MeetingRoom:
     """Signaling state of one meeting."""
 
     def __init__(
-        self, meeting_id: str, drop_after: float = DROP_AFTER, max_video_groups: int = 25
+        self,
+        meeting_id: str,
+        drop_after: float = DROP_AFTER,
+        max_video_groups: int = 25,
+        video_stream_ids: Iterator[int] | None = None,
     ) -> None:
         self.meeting_id = meeting_id
+        self._video_stream_ids = video_stream_ids if video_stream_ids is not None else count(1)
+        """Where video stream ids come from: the gateway shares one counter among its rooms,
+        because the media engine routes video by stream id across meetings."""
         self.drop_after = drop_after
         self.max_video_groups = max_video_groups
         """Published video sources per meeting (Chime: 25 by default, up to 250)."""
@@ -146,7 +154,6 @@ class MeetingRoom:
         self.level_reports = 0
         self.bitrates_sent_at = 0.0
         """AUDIO_METADATA rounds sent (the own-strength frames go every fifth)."""
-        self._next_video_stream_id = 1
         self._next_group_id = 1
         """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""
         self.members: list[Member] = []
@@ -405,8 +412,7 @@ class MeetingRoom:
         self._next_group_id += 1
         allocations = []
         for given in descriptors:
-            stream_id = self._next_video_stream_id
-            self._next_video_stream_id += 1
+            stream_id = next(self._video_stream_ids)
             descriptor = self._source_descriptor(member, given, stream_id, group_id)
             self.video_sources[stream_id] = VideoSource(stream_id, group_id, member, descriptor)
             allocations.append(StreamAllocation(given.track_label, stream_id, group_id))

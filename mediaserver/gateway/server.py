@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -299,6 +300,9 @@ class SignalingGateway:
         self.observer = observer
         self.drop_after = drop_after
         self.server_side_adaption = server_side_adaption
+        self._video_stream_ids = itertools.count(1)
+        """Video stream ids are unique server-wide, not only per meeting: the media engine's
+        video routes are keyed by them (chime-signaling-protocol.md §4.2 allows any uint32)."""
         """Grant BANDWIDTH_PROBING_AND_VIDEO_QUALITY_ADAPTION to JOINs that ask for it (§3.2)."""
         self.rooms: dict[str, MeetingRoom] = {}
         self._connections: dict[Member, _Connection] = {}
@@ -457,7 +461,9 @@ class SignalingGateway:
         room = self.rooms.get(meeting.meeting_id)
         if room is None:
             room = self.rooms[meeting.meeting_id] = MeetingRoom(
-                meeting.meeting_id, drop_after=self.drop_after
+                meeting.meeting_id,
+                drop_after=self.drop_after,
+                video_stream_ids=self._video_stream_ids,
             )
             if self.observer is not None:
                 room.on_join = self.observer.member_joined
