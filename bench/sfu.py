@@ -18,8 +18,9 @@ Three processes talk over real UDP sockets on loopback:
   wrote into the payload.
 
 With ``--server-path`` two more forwarders are measured in the same run: the path the
-server runs today (``mediaserver.media.MediaServer._forward_video``: SRTP unprotect, uplink
-NACK log, byte count, ``VideoRouter`` outs, ``OutStream.forward`` rewriting each copy, SRTP
+server runs today (``mediaserver.media.MediaServer._fan_out``: SRTP unprotect, uplink
+NACK log, byte count, ``VideoRouter`` outs, the packet split once (``prepare``) and
+``OutStream.forward_prepared`` renumbering each copy, SRTP
 protect + ``sendto``), once as is (``server``) and once stamping each copy with the
 subscriber's transport-wide sequence number (``server+twcc``, ``mediaserver.sfu.controller``),
 which prices the stamping.
@@ -60,7 +61,7 @@ from mediaserver.sfu.retransmission import RetransmissionBuffer
 from mediaserver.sfu.twcc import TransportSequencer
 from mediaserver.sfu.view import PacketViewParser
 from mediaserver.transport.srtp import SRTP_AES128_CM_SHA1_80, SrtpContext, SrtpKeys
-from mediaserver.video import VideoRouter
+from mediaserver.video import VideoRouter, prepare
 
 __all__ = ["add_arguments", "run"]
 
@@ -313,14 +314,17 @@ class _ServerPathProtocol(asyncio.DatagramProtocol):
         self.stream_bytes[stream_id] = self.stream_bytes.get(stream_id, 0) + len(plain)
         sendto = self.transport.sendto  # type: ignore[union-attr]
         sent = 0
+        # As MediaServer._fan_out: the packet is split once, each copy renumbered from it.
+        prepared = prepare(plain)
+        size = len(plain)
         for out in self.router.outs(stream_id):
             sub = out.subscriber
             assert isinstance(sub, _ServerSubscriber)
             bwe = sub.bwe
             if bwe is not None and bwe.stamping:
-                data = sub.protect(out.forward(plain, now, bwe.extension(now, len(plain))))
+                data = sub.protect(out.forward_prepared(prepared, now, bwe.extension(now, size)))
             else:
-                data = sub.protect(out.forward(plain, now))
+                data = sub.protect(out.forward_prepared(prepared, now))
             sendto(data, sub.address)
             sent += 1
         self.sent += sent

@@ -75,7 +75,7 @@ from mediaserver.transport.sdp import (
     video_slots,
 )
 from mediaserver.transport.udp import UdpMediaTransport, bind_socket
-from mediaserver.video import OutStream, VideoRouter
+from mediaserver.video import OutStream, VideoRouter, prepare
 from signaling.events import SubscribeReceived
 from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
@@ -393,10 +393,32 @@ class MediaServer:
         # What is forwardable (BITRATES, layer costs): after the cap.
         publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
         outs = self.video.outs(stream_id)
-        if not outs:
-            return
+        if outs:
+            self._fan_out(publisher, packet, ssrc, stream_id, outs, keyframe, now)
+
+    def _fan_out(
+        self,
+        publisher: _Downlink,
+        packet: bytes,
+        ssrc: int,
+        stream_id: int,
+        outs: tuple[OutStream, ...],
+        keyframe: bool | None,
+        now: float,
+    ) -> None:
+        """One copy of ``packet`` per subscribed m-line: renumbered, protected, sent.
+
+        The packet is split once (:func:`~mediaserver.video.prepare`); each copy costs one
+        header pack, one concatenation, SRTP and ``sendto``. ``outs`` is an immutable
+        snapshot, so a subscription changing meanwhile never disturbs the loop (style
+        guide §8).
+        """
+        prepared = prepare(packet)
+        layered = publisher.camera_codec in _LAYERED_CODECS
+        size = len(packet)
         view: PacketView | None = None
         sendto = self.transport.sendto
+        forwarded = 0
         for out in outs:
             subscriber = out.subscriber
             assert isinstance(subscriber, _Downlink)
@@ -415,25 +437,27 @@ class MediaServer:
             if srtp is None or address is None:
                 continue
             bwe = subscriber.bwe
-            if out.layer_target is None or publisher.camera_codec not in _LAYERED_CODECS:
+            if out.layer_target is None or not layered:
                 if bwe is not None and bwe.stamping:
-                    plain = out.forward(packet, now, bwe.extension(now, len(packet)))
+                    plain = out.forward_prepared(prepared, now, bwe.extension(now, size))
                 else:
-                    plain = out.forward(packet, now)
+                    plain = out.forward_prepared(prepared, now)
             else:
                 if view is None:
                     view = self._view(publisher, packet, ssrc)
                     if view is None:
-                        return
-                layered = self._forward_layers(publisher, out, view, stream_id, now, bwe)
-                if layered is None:
+                        break
+                layered_copy = self._forward_layers(publisher, out, view, stream_id, now, bwe)
+                if layered_copy is None:
                     continue
-                plain = layered
+                plain = layered_copy
             data = srtp.protect_rtp(plain)
-            peer.stats.rtp_out += 1
-            peer.stats.bytes_out += len(data)
+            stats = peer.stats
+            stats.rtp_out += 1
+            stats.bytes_out += len(data)
             sendto(data, address)
-            self.video_forwarded += 1
+            forwarded += 1
+        self.video_forwarded += forwarded
 
     def _repair_video(
         self, publisher: _Downlink, packet: bytes, payload_type: int, rtx_ssrc: int, now: float

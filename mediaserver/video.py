@@ -25,12 +25,13 @@ import secrets
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
 from mediaserver.sfu.view import PacketView
 from mediaserver.video_layers import LayerControl
 
-__all__ = ["PLI_INTERVAL", "OutStream", "VideoRouter", "strip_extensions"]
+__all__ = ["PLI_INTERVAL", "OutStream", "Prepared", "VideoRouter", "prepare"]
 
 PLI_INTERVAL = 0.5
 """Seconds between two keyframe requests to the same publisher stream."""
@@ -38,16 +39,45 @@ _FRAME_TICKS = 3000
 """One frame at 30 frames/s on the 90 kHz video clock: the timestamp gap at a switch."""
 
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_HEADER = struct.Struct("!BBHII")
+"""The fixed RTP header (RFC 3550 §5.1): V/P/X/CC, M/PT, sequence, timestamp, SSRC."""
 
 
-def strip_extensions(packet: bytes) -> bytes:
-    """The RTP packet without its header extension (RFC 3550 §5.3.1), X bit cleared."""
+class Prepared(NamedTuple):
+    """An uplink packet read once for all of its copies (:func:`prepare`)."""
+
+    first: int
+    """Byte 0 with the X bit cleared: version, padding and CSRC count."""
+    marker: int
+    """``0x80`` when the marker bit is set, else 0."""
+    seq: int
+    ts: int
+    ssrc: int
+    csrcs: bytes
+    payload: bytes
+    """Everything after the header extension (padding included)."""
+    tail: bytes
+    """``csrcs + payload``: what follows a rewritten 12-byte header without extension."""
+
+
+def prepare(packet: bytes) -> Prepared:
+    """Split an RTP packet into the parts each forwarded copy reuses.
+
+    The publisher's header extension is left out (RFC 3550 §5.3.1): its ids belong to the
+    publisher's negotiation. The packet is assumed well formed (it passed SRTP and the
+    media engine's header peeks).
+    """
     first = packet[0]
-    if not first & 0x10:
-        return packet
+    seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
     start = 12 + 4 * (first & 0x0F)
-    length = 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
-    return bytes([first & 0xEF]) + packet[1:start] + packet[start + length :]
+    csrcs = packet[12:start]
+    if first & 0x10:
+        payload = packet[start + 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big") :]
+        tail = csrcs + payload if csrcs else payload
+    else:
+        payload = packet[start:]
+        tail = packet[12:]
+    return Prepared(first & 0xEF, packet[1] & 0x80, seq, ts, ssrc, csrcs, payload, tail)
 
 
 @dataclass(slots=True, eq=False)
@@ -114,56 +144,63 @@ class OutStream:
         self.source_ssrc = view.ssrc
         self.packets += 1
         self.frame_ended = marker
-        out = self._compose(view.data, out_seq, out_ts, 0x80 if marker else 0, extension)
-        self.history.store(out[:12], out, now)
+        head, out = self._emit(
+            prepare(view.data), out_seq, out_ts, 0x80 if marker else 0, extension
+        )
+        self.history.store(head, out, now)
         return out
 
     def forward(self, packet: bytes, now: float, extension: bytes = b"") -> bytes:
-        """:meth:`rewrite`, remembering the result for retransmissions."""
-        out = self.rewrite(packet, extension)
-        self.history.store(out[:12], out, now)
+        """:meth:`forward_prepared` for a single packet."""
+        return self.forward_prepared(prepare(packet), now, extension)
+
+    def forward_prepared(self, packet: Prepared, now: float, extension: bytes = b"") -> bytes:
+        """:meth:`rewrite` of a prepared packet, remembered for retransmissions."""
+        head, out = self._copy(packet, extension)
+        self.history.store(head, out, now)
         return out
 
     def rewrite(self, packet: bytes, extension: bytes = b"") -> bytes:
-        """A copy of ``packet`` renumbered for this m-line (see :meth:`_compose`)."""
-        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(packet, 2)
+        """A copy of ``packet`` renumbered for this m-line (not remembered).
+
+        The first packet of a new source continues this m-line's numbering seamlessly.
+        ``extension``, a complete header extension block of this subscriber's negotiation
+        (the transport-wide sequence number, :mod:`mediaserver.sfu.controller`), replaces
+        the publisher's when given (RFC 3550 §5.3.1).
+        """
+        return self._copy(prepare(packet), extension)[1]
+
+    def _copy(self, packet: Prepared, extension: bytes) -> tuple[bytes, bytes]:
+        ssrc = packet.ssrc
         if ssrc != self.source_ssrc:
-            # First packet of a source on this m-line: continue the numbering seamlessly.
             self.source_ssrc = ssrc
-            self.seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
-            self.ts_offset = (self.last_ts + _FRAME_TICKS - ts) & 0xFFFFFFFF
-        out_seq = (seq + self.seq_offset) & 0xFFFF
-        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+            self.seq_offset = (self.last_seq + 1 - packet.seq) & 0xFFFF
+            self.ts_offset = (self.last_ts + _FRAME_TICKS - packet.ts) & 0xFFFFFFFF
+        out_seq = (packet.seq + self.seq_offset) & 0xFFFF
+        out_ts = (packet.ts + self.ts_offset) & 0xFFFFFFFF
         if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
             # Only a newer packet moves the numbering on; a retransmitted one (RTX from
             # the publisher) fills its gap without taking the numbering back.
             self.last_seq = out_seq
             self.last_ts = out_ts
         self.packets += 1
-        self.frame_ended = packet[1] >= 0x80
-        return self._compose(packet, out_seq, out_ts, packet[1] & 0x80, extension)
+        marker = packet.marker
+        self.frame_ended = marker != 0
+        return self._emit(packet, out_seq, out_ts, marker, extension)
 
-    def _compose(
-        self, packet: bytes, out_seq: int, out_ts: int, marker: int, extension: bytes
-    ) -> bytes:
-        """``packet``'s CSRCs and payload behind this m-line's SSRC, payload type and the
-        given numbers.
-
-        The publisher's header extension is dropped; ``extension``, a complete extension
-        block of this subscriber's negotiation (the transport-wide sequence number,
-        :mod:`mediaserver.sfu.controller`), takes its place when given (RFC 3550 §5.3.1).
-        """
-        first = packet[0]
-        body = strip_extensions(packet) if first & 0x10 else packet
-        second = marker | self.payload_type
-        numbers = _SEQ_TS_SSRC.pack(out_seq, out_ts, self.ssrc)
+    def _emit(
+        self, packet: Prepared, out_seq: int, out_ts: int, marker: int, extension: bytes
+    ) -> tuple[bytes, bytes]:
+        """(The 12-byte header, the whole packet) of a copy on this m-line."""
         if not extension:
-            return bytes([first & 0xEF, second]) + numbers + body[12:]
-        head = bytes([first | 0x10, second])
-        if not first & 0x0F:
-            return head + numbers + extension + body[12:]
-        csrcs = 12 + 4 * (first & 0x0F)
-        return head + numbers + body[12:csrcs] + extension + body[csrcs:]
+            head = _HEADER.pack(
+                packet.first, marker | self.payload_type, out_seq, out_ts, self.ssrc
+            )
+            return head, head + packet.tail
+        head = _HEADER.pack(
+            packet.first | 0x10, marker | self.payload_type, out_seq, out_ts, self.ssrc
+        )
+        return head, head + packet.csrcs + extension + packet.payload
 
     def padding(self, extension: bytes, size: int, now: float) -> bytes:
         """A padding-only packet continuing this m-line's numbering (RFC 3550 §5.1: P bit,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, strategies as st
+
 from mediaserver.rtp.packet import RtpPacket
-from mediaserver.video import OutStream, VideoRouter, strip_extensions
+from mediaserver.video import OutStream, VideoRouter
 
 
 def _packet(seq: int, ts: int, ssrc: int, *, ext: bool = False, payload: bytes = b"vp8") -> bytes:
@@ -14,11 +16,42 @@ def _packet(seq: int, ts: int, ssrc: int, *, ext: bool = False, payload: bytes =
     ).serialize()  # fmt: skip
 
 
-def test_strip_extensions_removes_the_block_and_the_x_bit() -> None:
-    packet = _packet(10, 1000, 5, ext=True)
-    stripped = RtpPacket.parse(strip_extensions(packet))
-    assert not stripped.extensions and stripped.payload == b"vp8"
-    assert strip_extensions(_packet(10, 1000, 5)) == _packet(10, 1000, 5)
+TWCC_BLOCK = bytes([0xBE, 0xDE, 0x00, 0x01, 0x51, 0x12, 0x34, 0x00])
+"""A one-byte-header extension block holding transport-wide sequence number 0x1234 (id 5)."""
+
+
+@given(
+    csrcs=st.lists(st.integers(0, 0xFFFFFFFF), max_size=3),
+    extensions=st.dictionaries(st.integers(1, 14), st.binary(min_size=1, max_size=4), max_size=3),
+    marker=st.booleans(),
+    payload=st.binary(max_size=40),
+    padding=st.sampled_from([b"", b"\x01", b"\x00\x00\x03"]),
+    stamp=st.booleans(),
+)
+def test_copies_keep_csrcs_marker_payload_and_padding_and_carry_only_our_extension(
+    csrcs: list[int],
+    extensions: dict[int, bytes],
+    marker: bool,
+    payload: bytes,
+    padding: bytes,
+    stamp: bool,
+) -> None:
+    source = RtpPacket(
+        payload_type=96, sequence_number=7, timestamp=9, ssrc=1, marker=marker,
+        csrcs=tuple(csrcs), extension_profile=0xBEDE if extensions else None,
+        extensions=extensions, payload=payload, padding=padding,
+    )  # fmt: skip
+    out = OutStream(subscriber=object(), mid="2", ssrc=0xAAAA, payload_type=100)
+    copy = RtpPacket.parse(out.rewrite(source.serialize(), TWCC_BLOCK if stamp else b""))
+    assert (copy.csrcs, copy.marker, copy.payload, copy.padding) == (
+        source.csrcs,
+        marker,
+        payload,
+        padding,
+    )
+    assert (copy.ssrc, copy.payload_type) == (0xAAAA, 100)
+    assert copy.extensions == ({5: b"\x12\x34"} if stamp else {})
+    assert out.frame_ended is marker
 
 
 def test_an_m_line_keeps_its_ssrc_and_numbers_on_across_a_source_switch() -> None:
