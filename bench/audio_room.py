@@ -292,6 +292,9 @@ async def _size(
         "join_p50_ms": joined["first_audio_p50_ms"],
         "server_cpu": window.server_cpu,
         "server_rss_mb": window.server_rss_mb,
+        "server_ticks_per_s": window.rate("carillon_audio_ticks_total"),
+        "server_late_ticks_per_s": window.rate("carillon_audio_late_ticks_total"),
+        "udp_rcvbuf_drops_per_s": window.rate("udp_rcvbuf_errors"),
         "loss_pct_median": 100 * median(loss),
         "loss_pct_p95": 100 * percentile(loss, 95),
         "m2e_bursts": len(latencies),
@@ -350,7 +353,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         m["attendees"] = size
         m["sustained"] = m["loss_pct_p95"] < 1.0 and m["m2e_p95_ms"] < 150.0
         medians.append(m)
-        rows.append([size, m["server_cpu"], m["server_rss_mb"], m["loss_pct_median"],
+        rows.append([size, m["server_cpu"], m["server_rss_mb"], m["server_ticks_per_s"],
+                     m["loss_pct_median"],
                      m["loss_pct_p95"], m["m2e_p50_ms"], m["m2e_p95_ms"], m["jitter_ms"],
                      "yes" if m["sustained"] else "no"])  # fmt: skip
     sustained = [m["attendees"] for m in medians if m["sustained"]]
@@ -364,7 +368,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "largest_sustained": max(sustained) if sustained else 0,
     }
     finish(args, "audio-room", summary,
-           ["attendees", "server CPU (cores)", "server RSS (MB)", "loss % (median)",
+           ["attendees", "server CPU (cores)", "server RSS (MB)", "server ticks/s",
+            "loss % (median)",
             "loss % (p95 of bots)", "mouth-to-ear p50 (ms)", "mouth-to-ear p95 (ms)",
             "jitter (ms)", "sustained"], rows,
            note=f"{SPEAKERS} speakers, {PROBES} probes, {processes} bot processes",

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import math
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from bench.progress import tracking
 from bench.server import ProcessSample
 from bench.stats import format_table
 
-__all__ = ["Window", "cpu_between", "finish", "measured", "series"]
+__all__ = ["Window", "cpu_between", "finish", "measured", "series", "server_counters"]
 
 
 def cpu_between(a: ProcessSample, b: ProcessSample) -> float:
@@ -55,11 +56,42 @@ async def series(
             await task
 
 
+def server_counters(server: Server) -> dict[str, float]:
+    """The server's audio clock counters from ``GET /metrics`` (empty if unreadable), and
+    this machine's UDP receive-buffer drops from /proc/net/snmp (RFC 4113 udpInErrors'
+    RcvbufErrors companion; machine-wide, so other processes' drops count too)."""
+    counters: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(server.endpoint + "/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except (OSError, ValueError):
+        text = ""
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("carillon_audio_ticks_total", "carillon_audio_late_ticks_total"):
+            counters[name] = float(value)
+    try:
+        with open("/proc/net/snmp") as f:
+            udp = [line.split() for line in f if line.startswith("Udp:")]
+        counters["udp_rcvbuf_errors"] = float(udp[1][udp[0].index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        pass
+    return counters
+
+
 class Window:
-    """Server samples at the start and end of a measured window."""
+    """Server samples (and counters) at the start and end of a measured window."""
 
     start: ProcessSample
     end: ProcessSample
+    counters_start: dict[str, float]
+    counters_end: dict[str, float]
+
+    def rate(self, counter: str) -> float:
+        """Increase of ``counter`` per second over the window (NaN if not read)."""
+        if counter not in self.counters_start or counter not in self.counters_end:
+            return math.nan
+        return (self.counters_end[counter] - self.counters_start[counter]) / self.seconds
 
     @property
     def seconds(self) -> float:
@@ -78,12 +110,14 @@ async def measured(server: Server, duration: float, label: str) -> Window:
     """Wait ``duration`` seconds with a progress bar, sampling the server at both ends."""
     window = Window()
     loop = asyncio.get_running_loop()
+    window.counters_start = server_counters(server)
     window.start = server.sample()
     began = loop.time()
     async with tracking(f"{label}: measuring", duration, lambda: round(loop.time() - began),
                         unit="s"):  # fmt: skip
         await asyncio.sleep(duration)
     window.end = server.sample()
+    window.counters_end = server_counters(server)
     return window
 
 
