@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -292,6 +293,8 @@ async def _size(
         "join_p50_ms": joined["first_audio_p50_ms"],
         "server_cpu": window.server_cpu,
         "server_rss_mb": window.server_rss_mb,
+        "server_cpu_wait_pct": 100 * window.server_cpu_wait,
+        "load_average": os.getloadavg()[0],
         "server_ticks_per_s": window.rate("carillon_audio_ticks_total"),
         "server_late_ticks_per_s": window.rate("carillon_audio_late_ticks_total"),
         "udp_rcvbuf_drops_per_s": window.rate("udp_rcvbuf_errors"),

@@ -334,6 +334,8 @@ async def _one_run(args: argparse.Namespace, processes: int) -> dict[str, Any]:
             "attendees": result["storm"]["count"],
             "server_cpu_baseline": baseline.server_cpu,
             "server_cpu": loaded.server_cpu,
+            "server_cpu_wait_pct": 100 * loaded.server_cpu_wait,
+            "server_ticks_per_s": loaded.rate("carillon_audio_ticks_total"),
             "rss_baseline_mb": baseline.server_rss_mb,
             "rss_mb": loaded.server_rss_mb,
             "rss_per_attendee_kb": (loaded.end.rss_bytes - baseline.end.rss_bytes) / n / 1e3,

@@ -105,6 +105,11 @@ class Window:
     def server_rss_mb(self) -> float:
         return self.end.rss_bytes / 1e6
 
+    @property
+    def server_cpu_wait(self) -> float:
+        """Share of the window the server was runnable but waited for a CPU."""
+        return (self.end.wait_seconds - self.start.wait_seconds) / self.seconds
+
 
 async def measured(server: Server, duration: float, label: str) -> Window:
     """Wait ``duration`` seconds with a progress bar, sampling the server at both ends."""

@@ -22,11 +22,14 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True, slots=True)
 class ProcessSample:
-    """CPU seconds used so far and resident memory, read from /proc (NaN when unknown)."""
+    """CPU seconds used so far and resident memory, read from /proc (NaN when unknown), and
+    the seconds its main thread has spent runnable but waiting for a CPU (schedstat): on a
+    shared machine, the time other processes took from it."""
 
     cpu_seconds: float
     rss_bytes: float
     at: float
+    wait_seconds: float = float("nan")
 
 
 def sample_process(pid: int) -> ProcessSample:
@@ -35,7 +38,12 @@ def sample_process(pid: int) -> ProcessSample:
     utime, stime = int(fields[11]), int(fields[12])
     with open(f"/proc/{pid}/statm") as f:
         rss_pages = int(f.read().split()[1])
-    return ProcessSample((utime + stime) / CLK_TCK, rss_pages * PAGE_SIZE, time.monotonic())
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            wait = int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        wait = float("nan")
+    return ProcessSample((utime + stime) / CLK_TCK, rss_pages * PAGE_SIZE, time.monotonic(), wait)
 
 
 def _free_port(kind: int) -> int:

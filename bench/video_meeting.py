@@ -206,6 +206,7 @@ async def _size(args: argparse.Namespace, fleet: Fleet, subscribers: int) -> dic
             "freezes": float(sum(c["freezes"] for c in counted)),
             "forwarded_packets_per_s": sum(c["packets"] for c in counted) / elapsed,
             "server_cpu": window.server_cpu,
+            "server_cpu_wait_pct": 100 * window.server_cpu_wait,
             "server_rss_mb": window.server_rss_mb,
         }
 
