@@ -81,4 +81,3 @@ def test_progress_prints_plain_lines_at_most_every_few_seconds_elsewhere() -> No
     assert "\r" not in stream.getvalue()
     assert lines[0].startswith("storm: 0 joins") and lines[-1].startswith("storm: 50 joins")
     assert len(lines) == 2, "one line at the start, one at the end (no spam in logs)"
-
