@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 
@@ -45,14 +46,13 @@ def test_joins_are_scheduled_at_the_overall_rate() -> None:
 
 
 def test_process_count_defaults_to_one_per_200_bots() -> None:
-    class Args:
-        processes = 0
-
-    assert process_count(Args(), 10) == 1
-    assert process_count(Args(), 200) == 1
-    assert process_count(Args(), 750) == 4
-    Args.processes = 3
-    assert process_count(Args(), 10) == 3
+    auto = argparse.Namespace(processes=0)
+    assert process_count(auto, 10) == 1
+    assert process_count(auto, 200) == 1
+    assert process_count(auto, 750) == 4
+    assert process_count(argparse.Namespace(processes=3), 10) == 3
+    with pytest.raises(SystemExit, match="--processes"):
+        process_count(argparse.Namespace(processes=-1), 10)
 
 
 class _Tty(io.StringIO):
