@@ -11,28 +11,53 @@ browser's playout buffer. Every bot counts the audio packets it receives: loss i
 received over the 50 packets/s the server promises (chime-signaling-protocol.md §6.3).
 
 A size is *sustained* when loss stays under 1 % and the mouth-to-ear p95 under 150 ms.
-Chime caps a meeting at 250 attendees; so does Carillon's API.
+Chime caps a meeting at 250 attendees; so does Carillon's API unless the server is started
+with ``--max-attendees-per-meeting`` (a size above 250 passes it to the server it starts).
+The bots run in ``--processes`` worker processes (bench/fleet.py), joined at
+``--join-rate`` per second overall; speakers and probes may sit in different processes,
+which share one monotonic clock.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import uvloop
 
-from bench.join import Bot, Roster, join_one
+from bench.fleet import Fleet, WorkerState
+from bench.join import (
+    MAX_PER_MEETING,
+    JoinItem,
+    Roster,
+    bots_close,
+    bots_packets,
+    flat,
+    join_items,
+    join_summary,
+    numbered,
+    spread,
+)
 from bench.litepeer import LitePeer
+from bench.options import (
+    Server,
+    add_output_arguments,
+    add_server_arguments,
+    bot_cpus,
+    open_server,
+    pin_to_bot_cpus,
+    process_count,
+)
 from bench.plots import plot_audio_room
-from bench.server import BenchServer
-from bench.stats import format_table, median, percentile
+from bench.progress import tracking
+from bench.report import finish, measured
+from bench.stats import median, percentile
 from mediacodecs.opus import OpusDecoder, OpusEncoder
 from mediaserver.transport.certificate import DtlsCertificate
 
@@ -44,6 +69,8 @@ CYCLE_FRAMES = 50
 BURST_FRAMES = 10
 SPEAKERS = 3
 PROBES = 3
+
+PeerFactory = Callable[[DtlsCertificate], LitePeer]
 
 
 def _cycle(frequency: float) -> list[bytes]:
@@ -169,71 +196,140 @@ def _latencies(onsets: list[float], bursts: list[float]) -> list[float]:
     return out
 
 
-async def _size(server: BenchServer, size: int, args: argparse.Namespace) -> dict[str, Any]:
-    roster = Roster(server)
-    attendees = await roster.attendees(size)
-    certificate = DtlsCertificate.generate()
-    probes: list[Probe] = []
+# -- worker-side commands (bench/fleet.py) -------------------------------------------------
 
-    async def join(index: int, meeting: dict[str, Any], attendee: dict[str, Any]) -> Bot:
-        if SPEAKERS <= index < SPEAKERS + PROBES:
-            probe = Probe()
-            probes.append(probe)
 
-            def factory(cert: DtlsCertificate) -> LitePeer:
-                peer = ProbePeer(cert)
-                peer.probe = probe
-                return peer
+def _probe_factory(state: WorkerState, probes: Sequence[int]) -> Callable[[int], PeerFactory]:
+    found: dict[int, Probe] = state.data.setdefault("probes", {})
 
-            return await join_one(meeting, attendee, certificate, peer_factory=factory)
-        return await join_one(meeting, attendee, certificate)
+    def for_join(k: int) -> PeerFactory:
+        if k not in probes:
+            return LitePeer
+        probe = found[k] = Probe()
 
-    bots: list[Bot] = []
-    step = max(1, int(args.join_rate))
-    for i in range(0, size, step):
-        chunk = attendees[i : i + step]
-        bots.extend(await asyncio.gather(*(join(i + j, m, a) for j, (m, a) in enumerate(chunk))))
-    speakers = [
-        Speaker(bots[k].peer, _cycle(500.0 + 300.0 * k), k / SPEAKERS) for k in range(SPEAKERS)
-    ]
-    t0 = time.monotonic()
-    for speaker in speakers:
-        speaker.start(t0)
-    await asyncio.sleep(2.0)  # speaker selection and jitter buffers settle
-    for probe in probes:
+        def factory(cert: DtlsCertificate) -> LitePeer:
+            peer = ProbePeer(cert)
+            peer.probe = probe
+            return peer
+
+        return factory
+
+    return for_join
+
+
+async def room_join(
+    state: WorkerState, items: Sequence[JoinItem], t0: float, rate: float, probes: list[int]
+) -> list[dict[str, Any]]:
+    """Fleet command: join this worker's share; the join numbers in ``probes`` decode."""
+    return await join_items(state, items, t0, rate, factory=_probe_factory(state, probes))
+
+
+async def room_speak(state: WorkerState, speakers: list[int], t0: float) -> int:
+    """Fleet command: the bots numbered ``speakers`` (those this worker holds) start their
+    staggered burst cycles on the common clock ``t0``."""
+    bots = state.data.get("bots", {})
+    running: list[Speaker] = state.data.setdefault("speakers", [])
+    for j, k in enumerate(speakers):
+        if k in bots:
+            speaker = Speaker(bots[k].peer, _cycle(500.0 + 300.0 * j), j / len(speakers))
+            speaker.start(t0)
+            running.append(speaker)
+    return len(running)
+
+
+async def room_reset(state: WorkerState) -> None:
+    """Fleet command: forget the onsets heard while meetings settled."""
+    for probe in state.data.get("probes", {}).values():
         probe.onsets.clear()
-    before = [b.peer.audio_packets for b in bots]
-    sample_a = server.sample()
-    await asyncio.sleep(args.duration)
-    sample_b = server.sample()
-    received = [b.peer.audio_packets - n for b, n in zip(bots, before, strict=True)]
-    elapsed = sample_b.at - sample_a.at
-    bursts = sorted(t for s in speakers for t in s.burst_times)
-    latencies = [ms * 1000 for p in probes for ms in _latencies(p.onsets, bursts)]
+
+
+async def room_collect(state: WorkerState) -> dict[str, Any]:
+    """Fleet command: stop the speakers; their burst times and the probes' onsets."""
+    speakers: list[Speaker] = state.data.pop("speakers", [])
     for speaker in speakers:
         speaker.stop()
-    await asyncio.gather(*(b.close() for b in bots))
-    expected = 50.0 * elapsed
+    probes: dict[int, Probe] = state.data.pop("probes", {})
+    return {
+        "bursts": [t for s in speakers for t in s.burst_times],
+        "onsets": [p.onsets for p in probes.values()],
+        "jitter_ms": [p.jitter_ms for p in probes.values()],
+    }
+
+
+# -- the scenario --------------------------------------------------------------------------
+
+
+async def _size(
+    server: Server, fleet: Fleet, size: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    people = await Roster(server, per_meeting=size).attendees(size)
+    items = numbered(people)
+    probes = list(range(SPEAKERS, SPEAKERS + PROBES))
+    base = fleet.joined_count
+    t0 = time.monotonic() + 0.5
+    work = [{**w, "t0": t0, "rate": args.join_rate, "probes": probes}
+            for w in spread(items, fleet.processes)]  # fmt: skip
+    async with tracking(f"audio-room {size}: joining", size, lambda: fleet.joined_count - base):
+        records = flat(await fleet.call(room_join, work))
+    joined = join_summary(records)
+    await fleet.call(room_speak, {"speakers": list(range(SPEAKERS)), "t0": time.monotonic()})
+    await asyncio.sleep(2.0)  # speaker selection and jitter buffers settle
+    await fleet.call(room_reset)
+    before = _merged(await fleet.call(bots_packets))
+    window = await measured(server, args.duration, f"audio-room {size}")
+    after = _merged(await fleet.call(bots_packets))
+    collected = await fleet.call(room_collect)
+    await fleet.call(bots_close)
+    bursts = sorted(t for c in collected for t in c["bursts"])
+    latencies = [ms * 1000 for c in collected for onsets in c["onsets"]
+                 for ms in _latencies(onsets, bursts)]  # fmt: skip
+    expected = 50.0 * (window.seconds)
+    # A bot that failed to join receives nothing: it counts as 100 % loss.
+    received = [after[k] - before.get(k, 0) for k in after] + [0] * int(joined["failures"])
     loss = [max(0.0, 1.0 - r / expected) for r in received]
     return {
         "attendees": size,
-        "server_cpu": (sample_b.cpu_seconds - sample_a.cpu_seconds) / elapsed,
-        "server_rss_mb": sample_b.rss_bytes / 1e6,
+        "join_failures": joined["failures"],
+        "join_p50_ms": joined["first_audio_p50_ms"],
+        "server_cpu": window.server_cpu,
+        "server_rss_mb": window.server_rss_mb,
+        "server_cpu_wait_pct": 100 * window.server_cpu_wait,
+        "load_average": os.getloadavg()[0],
+        "server_ticks_per_s": window.rate("carillon_audio_ticks_total"),
+        "server_late_ticks_per_s": window.rate("carillon_audio_late_ticks_total"),
+        "udp_rcvbuf_drops_per_s": window.rate("udp_rcvbuf_errors"),
         "loss_pct_median": 100 * median(loss),
         "loss_pct_p95": 100 * percentile(loss, 95),
         "m2e_bursts": len(latencies),
         "m2e_p50_ms": percentile(latencies, 50),
         "m2e_p95_ms": percentile(latencies, 95),
-        "jitter_ms": median([p.jitter_ms for p in probes]),
+        "jitter_ms": median([j for c in collected for j in c["jitter_ms"]]),
     }
 
 
-async def _one_run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def _merged(parts: Sequence[dict[int, int]]) -> dict[int, int]:
+    return {k: v for part in parts for k, v in part.items()}
+
+
+def _sizes(args: argparse.Namespace) -> list[int]:
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        raise SystemExit(f"--sizes must list attendee counts, not {args.sizes!r}") from None
+    if any(s < SPEAKERS + PROBES for s in sizes):
+        raise SystemExit(f"--sizes: every meeting needs at least {SPEAKERS + PROBES} attendees")
+    return sizes
+
+
+async def _one_run(args: argparse.Namespace, processes: int) -> list[dict[str, Any]]:
     results = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        extra = ["--api-rate", "100000", "--api-burst", "100000"]
-        with BenchServer(extra_args=extra) as server:
-            results.append(await _size(server, size, args))
+    with Fleet(processes, bot_cpus(args)) as fleet:
+        for size in _sizes(args):
+            extra = ["--api-rate", "100000", "--api-burst", "100000"]
+            if size > MAX_PER_MEETING:
+                extra += ["--max-attendees-per-meeting", str(size)]
+            with open_server(args, extra) as server:
+                results.append(await _size(server, fleet, size, args))
     return results
 
 
@@ -242,44 +338,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10,50,100,250", help="attendees per meeting")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--join-rate", type=float, default=50.0, help="joins per second")
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument(
-        "--plot", type=Path, default=Path("bench-results/audio-room.png"), help="PNG to write"
-    )
+    add_server_arguments(parser)
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    cpus = os.sched_getaffinity(0)
-    if len(cpus) > 1 and 1 in cpus:
-        os.sched_setaffinity(0, {1})
-    runs = [uvloop.run(_one_run(args)) for _ in range(args.runs)]
+    if args.join_rate <= 0:
+        raise SystemExit("--join-rate must be > 0")
+    sizes = _sizes(args)
+    pin_to_bot_cpus(args)
+    processes = process_count(args, max(sizes))
+    runs = [uvloop.run(_one_run(args, processes)) for _ in range(args.runs)]
     rows = []
     medians = []
-    for i, size in enumerate(int(s) for s in args.sizes.split(",")):
+    for i, size in enumerate(sizes):
         m = {k: median([r[i][k] for r in runs]) for k in runs[0][i] if k != "attendees"}
         m["attendees"] = size
         m["sustained"] = m["loss_pct_p95"] < 1.0 and m["m2e_p95_ms"] < 150.0
         medians.append(m)
-        rows.append([size, m["server_cpu"], m["server_rss_mb"], m["loss_pct_median"],
+        rows.append([size, m["server_cpu"], m["server_rss_mb"], m["server_ticks_per_s"],
+                     m["loss_pct_median"],
                      m["loss_pct_p95"], m["m2e_p50_ms"], m["m2e_p95_ms"], m["jitter_ms"],
                      "yes" if m["sustained"] else "no"])  # fmt: skip
     sustained = [m["attendees"] for m in medians if m["sustained"]]
     summary: dict[str, Any] = {
         "command": f"python -m bench audio-room --runs {args.runs} --sizes {args.sizes} "
-        f"--duration {args.duration:g}",
+        f"--duration {args.duration:g} --join-rate {args.join_rate:g} --processes {processes}",
+        "scenario": "audio-room",
+        "processes": processes,
         "runs": runs,
         "median": medians,
         "largest_sustained": max(sustained) if sustained else 0,
     }
-    print(f"\n{summary['command']}  (median of {args.runs} runs; 3 speakers, 3 probes)\n")
-    print(format_table(
-        ["attendees", "server CPU (cores)", "server RSS (MB)", "loss % (median)",
-         "loss % (p95 of bots)", "mouth-to-ear p50 (ms)", "mouth-to-ear p95 (ms)",
-         "jitter (ms)", "sustained"], rows))  # fmt: skip
+    finish(args, "audio-room", summary,
+           ["attendees", "server CPU (cores)", "server RSS (MB)", "server ticks/s",
+            "loss % (median)",
+            "loss % (p95 of bots)", "mouth-to-ear p50 (ms)", "mouth-to-ear p95 (ms)",
+            "jitter (ms)", "sustained"], rows,
+           note=f"{SPEAKERS} speakers, {PROBES} probes, {processes} bot processes",
+           plot=plot_audio_room)  # fmt: skip
     print(f"\nlargest meeting sustained (loss < 1 %, mouth-to-ear p95 < 150 ms): "
           f"{summary['largest_sustained']}")  # fmt: skip
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
-    print(f"plot: {plot_audio_room(summary, args.plot)}")
     return summary

@@ -18,15 +18,20 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.httpload import HttpConnection, RequestSpec, Signer, json_body
-from bench.server import BenchServer
-from bench.stats import format_table, median, percentile
+from bench.options import (
+    Server,
+    add_output_arguments,
+    add_server_arguments,
+    open_server,
+    pin_to_bot_cpus,
+)
+from bench.report import finish
+from bench.stats import median, percentile
 
 __all__ = ["add_arguments", "run"]
 
@@ -80,14 +85,14 @@ async def _create_meetings(conn: HttpConnection, count: int) -> list[str]:
 
 
 async def _phase(
-    server: BenchServer,
+    server: Server,
     signer: Signer | None,
     make: Any,
     concurrency: int,
     duration: float | None,
     count: int | None,
 ) -> PhaseResult:
-    conns = [HttpConnection("127.0.0.1", server.http_port, signer) for _ in range(concurrency)]
+    conns = [HttpConnection(server.host, server.http_port, signer) for _ in range(concurrency)]
     await asyncio.gather(*(c.connect() for c in conns))
     latencies: list[float] = []
     errors = 0
@@ -122,12 +127,11 @@ async def _phase(
 
 
 async def _one_run(args: argparse.Namespace) -> dict[str, PhaseResult]:
-    with BenchServer(
-        extra_args=["--api-rate", "1000000", "--api-burst", "1000000",
-                    "--max-active-meetings", "100000"],
-    ) as server:  # fmt: skip
+    with open_server(
+        args, ["--api-rate", "1000000", "--api-burst", "1000000", "--max-active-meetings", "100000"]
+    ) as server:
         signer = Signer(server.access_key_id, server.secret_access_key)
-        setup = HttpConnection("127.0.0.1", server.http_port, signer)
+        setup = HttpConnection(server.host, server.http_port, signer)
         await setup.connect()
         expected = args.latency_requests + int(args.duration * 20000)
         meetings = await _create_meetings(setup, max(1, expected // ATTENDEES_PER_MEETING + 1))
@@ -149,13 +153,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load phase")
     parser.add_argument("--concurrency", type=int, default=8, help="connections under load")
     parser.add_argument("--latency-requests", type=int, default=2000)
-    parser.add_argument("--json", type=Path, default=None, help="write results as JSON here")
+    add_server_arguments(parser, bots=False)
+    add_output_arguments(parser, plot=False)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    cpus = os.sched_getaffinity(0)
-    if len(cpus) > 1 and 1 in cpus:
-        os.sched_setaffinity(0, {1})  # the server has CPU 0
+    pin_to_bot_cpus(args)  # the server has CPU 0
     runs = [asyncio.run(_one_run(args)) for _ in range(args.runs)]
 
     def med(phase: str, attr: str) -> float:
@@ -192,9 +195,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ["CreateAttendee / baseline", m["ratio_to_baseline"], "-"],
         ["errors", m["errors"], "0"],
     ]  # fmt: skip
-    print(f"\n{summary['command']}  (median of {args.runs} runs)\n")
-    print(format_table(["measure", "value", "target"], rows))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    summary["scenario"] = "control-plane"
+    finish(args, "control-plane", summary, ["measure", "value", "target"], rows)
     return summary

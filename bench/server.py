@@ -9,11 +9,12 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BenchServer", "ProcessSample", "sample_process"]
+__all__ = ["BenchServer", "ProcessSample", "RemoteServer", "sample_process"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -21,11 +22,14 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 @dataclass(frozen=True, slots=True)
 class ProcessSample:
-    """CPU seconds used so far and resident memory, read from /proc."""
+    """CPU seconds used so far and resident memory, read from /proc (NaN when unknown), and
+    the seconds its main thread has spent runnable but waiting for a CPU (schedstat): on a
+    shared machine, the time other processes took from it."""
 
     cpu_seconds: float
-    rss_bytes: int
+    rss_bytes: float
     at: float
+    wait_seconds: float = float("nan")
 
 
 def sample_process(pid: int) -> ProcessSample:
@@ -34,7 +38,12 @@ def sample_process(pid: int) -> ProcessSample:
     utime, stime = int(fields[11]), int(fields[12])
     with open(f"/proc/{pid}/statm") as f:
         rss_pages = int(f.read().split()[1])
-    return ProcessSample((utime + stime) / CLK_TCK, rss_pages * PAGE_SIZE, time.monotonic())
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            wait = int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        wait = float("nan")
+    return ProcessSample((utime + stime) / CLK_TCK, rss_pages * PAGE_SIZE, time.monotonic(), wait)
 
 
 def _free_port(kind: int) -> int:
@@ -56,6 +65,8 @@ class BenchServer:
     udp_port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    host: str = "127.0.0.1"
 
     @property
     def endpoint(self) -> str:
@@ -124,3 +135,42 @@ class BenchServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class RemoteServer:
+    """A server that is already running (``--url``); CPU and RSS are read only when its
+    process id is known (``--server-pid``) and it runs on this machine."""
+
+    url: str
+    access_key_id: str
+    secret_access_key: str
+    pid: int | None = None
+
+    def __post_init__(self) -> None:
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme != "http" or not parsed.hostname:
+            raise SystemExit(f"--url must be an http:// URL of a Carillon server, not {self.url!r}")
+        self.host: str = parsed.hostname
+        self.http_port: int = parsed.port or 80
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+    def sample(self) -> ProcessSample:
+        if self.pid is None:
+            return ProcessSample(float("nan"), float("nan"), time.monotonic())
+        return sample_process(self.pid)
+
+    def __enter__(self) -> RemoteServer:
+        try:
+            with urllib.request.urlopen(self.endpoint + "/health", timeout=5) as r:
+                if r.status == 200:
+                    return self
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise SystemExit(f"no Carillon server answers at {self.endpoint}: {exc}") from None
+        raise SystemExit(f"{self.endpoint}/health did not answer 200")
+
+    def __exit__(self, *exc: object) -> None:
+        pass

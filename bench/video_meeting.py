@@ -5,27 +5,37 @@ and 320x240, 15 frames/s); ``--subscribers`` light bots each subscribe to every
 publisher's high layer on their own ``recvonly`` m-lines (chime-signaling-protocol.md
 §4.3). Subscribers read only the clear RTP header of what arrives: a marker bit ends a
 frame (RFC 7741 §4.1), so frames per second come without decoding; a gap of more than
-500 ms between two frames of a stream is counted as a freeze.
+500 ms between two frames of a stream is counted as a freeze. Cameras and subscribers are
+dealt to ``--processes`` worker processes (bench/fleet.py); ``--subscribers 10,20,40``
+measures several meeting sizes (the plot's axis).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import uvloop
 
-from bench.join import Roster
+from bench.fleet import Fleet, WorkerState, schedule
+from bench.join import MAX_PER_MEETING, JoinItem, Roster, numbered, spread
 from bench.litepeer import LitePeer
-from bench.server import BenchServer
+from bench.options import (
+    add_output_arguments,
+    add_server_arguments,
+    bot_cpus,
+    open_server,
+    pin_to_bot_cpus,
+    process_count,
+)
+from bench.plots import plot_video_meeting
+from bench.progress import tracking
+from bench.report import finish, measured
 from bench.simulcast import SimulcastPublisher
-from bench.stats import format_table, median, percentile
+from bench.stats import median, percentile
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
 from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
@@ -75,98 +85,179 @@ def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
     )  # fmt: skip
 
 
-async def _once(args: argparse.Namespace) -> dict[str, float]:
+# -- worker-side commands (bench/fleet.py) -------------------------------------------------
+
+
+def _clients(state: WorkerState) -> list[SignalingClient]:
+    clients: list[SignalingClient] = state.data.setdefault("clients", [])
+    return clients
+
+
+async def video_publish(state: WorkerState, items: list[JoinItem]) -> list[int]:
+    """Fleet command: these attendees publish a simulcast camera; the high layers'
+    stream ids."""
+    certificate = DtlsCertificate.generate()
+    cameras: list[SimulcastPublisher] = state.data.setdefault("cameras", [])
+    high_layers = []
+    for _, meeting, attendee in items:
+        client = SignalingClient({"Meeting": meeting}, {"Attendee": attendee})
+        _clients(state).append(client)
+        await client.connect()
+        await client.join()
+        camera = SimulcastPublisher(certificate)
+        cameras.append(camera)
+        await camera.start()
+        ack = await client.subscribe(
+            camera.offer(),
+            video_send_streams=[
+                _layer("low", 150, client.attendee_id),
+                _layer("hi", 500, client.attendee_id),
+            ],
+            duplex=StreamServiceType.DUPLEX,
+        )
+        high_layers.append(ack.allocations[1].stream_id or 0)
+        await camera.connect(ack.sdp_answer)
+        await camera.start_video()
+        state.count_join()
+    return high_layers
+
+
+async def video_subscribe(
+    state: WorkerState, items: list[JoinItem], high_layers: list[int], t0: float, rate: float
+) -> int:
+    """Fleet command: these attendees subscribe to every camera's high layer."""
+    certificate = DtlsCertificate.generate()
+    viewers: list[Viewer] = state.data.setdefault("viewers", [])
+
+    async def subscribe(k: int, meeting: dict[str, Any], attendee: dict[str, Any]) -> None:
+        await asyncio.sleep(max(0.0, schedule(t0, rate, k) - time.monotonic()))
+        client = SignalingClient({"Meeting": meeting}, {"Attendee": attendee})
+        _clients(state).append(client)
+        viewer = Viewer(certificate, receive_videos=len(high_layers))
+        viewers.append(viewer)
+        await viewer.start()
+        await client.connect()
+        await client.join()
+        ack = await client.subscribe(viewer.offer(), receive_stream_ids=[0, *high_layers])
+        await viewer.connect(ack.sdp_answer)
+        state.count_join()
+
+    await asyncio.gather(*(subscribe(*item) for item in items))
+    return len(viewers)
+
+
+async def video_count(state: WorkerState, counting: bool) -> dict[str, Any]:
+    """Fleet command: start (or stop) counting frames; what was counted so far."""
+    viewers: list[Viewer] = state.data.get("viewers", [])
+    for viewer in viewers:
+        viewer.counting = counting
+    streams = [s for v in viewers for s in v.streams.values()]
+    return {
+        "frames": [s.frames for s in streams],
+        "packets": sum(s.packets for s in streams),
+        "freezes": sum(s.freezes for s in streams),
+    }
+
+
+async def video_close(state: WorkerState) -> None:
+    """Fleet command: close cameras, viewers and signaling clients."""
+    for peer in [*state.data.pop("cameras", []), *state.data.pop("viewers", [])]:
+        peer.close()
+    clients = state.data.pop("clients", [])
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+# -- the scenario --------------------------------------------------------------------------
+
+
+async def _size(args: argparse.Namespace, fleet: Fleet, subscribers: int) -> dict[str, float]:
     extra = ["--api-rate", "100000", "--api-burst", "100000"]
-    with BenchServer(extra_args=extra) as server:
-        people = await Roster(server).attendees(args.publishers + args.subscribers)
-        certificate = DtlsCertificate.generate()
-        clients: list[SignalingClient] = []
-        cameras: list[SimulcastPublisher] = []
-        high_layers: list[int] = []
-        for meeting, attendee in people[: args.publishers]:
-            client = SignalingClient({"Meeting": meeting}, {"Attendee": attendee})
-            clients.append(client)
-            await client.connect()
-            await client.join()
-            camera = SimulcastPublisher(certificate)
-            cameras.append(camera)
-            await camera.start()
-            ack = await client.subscribe(
-                camera.offer(),
-                video_send_streams=[
-                    _layer("low", 150, client.attendee_id),
-                    _layer("hi", 500, client.attendee_id),
-                ],
-                duplex=StreamServiceType.DUPLEX,
-            )
-            high_layers.append(ack.allocations[1].stream_id or 0)
-            await camera.connect(ack.sdp_answer)
-            await camera.start_video()
-        viewers: list[Viewer] = []
-
-        async def subscribe(meeting: dict[str, Any], attendee: dict[str, Any]) -> None:
-            client = SignalingClient({"Meeting": meeting}, {"Attendee": attendee})
-            clients.append(client)
-            viewer = Viewer(certificate, receive_videos=len(high_layers))
-            viewers.append(viewer)
-            await viewer.start()
-            await client.connect()
-            await client.join()
-            ack = await client.subscribe(viewer.offer(), receive_stream_ids=[0, *high_layers])
-            await viewer.connect(ack.sdp_answer)
-
-        await asyncio.gather(*(subscribe(m, a) for m, a in people[args.publishers :]))
+    attendees = args.publishers + subscribers
+    if attendees > MAX_PER_MEETING:
+        extra += ["--max-attendees-per-meeting", str(attendees)]
+    with open_server(args, extra) as server:
+        people = numbered(await Roster(server, per_meeting=attendees).attendees(attendees))
+        cameras = people[: args.publishers]
+        base = fleet.joined_count
+        async with tracking(f"video-meeting {subscribers}: joining", attendees,
+                            lambda: fleet.joined_count - base):  # fmt: skip
+            layers = await fleet.call(
+                video_publish, [{"items": cameras[i :: fleet.processes]}
+                                for i in range(fleet.processes)])  # fmt: skip
+            high_layers = [stream for part in layers for stream in part]
+            viewers = numbered([(m, a) for _, m, a in people[args.publishers :]])
+            work = [{**w, "high_layers": high_layers, "t0": time.monotonic(),
+                     "rate": args.join_rate} for w in spread(viewers, fleet.processes)]  # fmt: skip
+            await fleet.call(video_subscribe, work)
         await asyncio.sleep(2.0)  # keyframes after the subscriptions' PLIs
-        for viewer in viewers:
-            viewer.counting = True
-        start = server.sample()
-        await asyncio.sleep(args.duration)
-        end = server.sample()
-        elapsed = end.at - start.at
-        fps = [s.frames / elapsed for v in viewers for s in v.streams.values()]
-        expected = args.subscribers * args.publishers
+        await fleet.call(video_count, {"counting": True})
+        window = await measured(server, args.duration, f"video-meeting {subscribers}")
+        counted = await fleet.call(video_count, {"counting": False})
+        await fleet.call(video_close)
+        elapsed = window.seconds
+        fps = [f / elapsed for c in counted for f in c["frames"]]
+        expected = subscribers * args.publishers
         fps += [0.0] * max(0, expected - len(fps))  # a stream never seen counts as 0
-        packets = sum(s.packets for v in viewers for s in v.streams.values())
-        freezes = sum(s.freezes for v in viewers for s in v.streams.values())
-        for camera in cameras:
-            camera.close()
-        for viewer in viewers:
-            viewer.close()
-        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         return {
+            "attendees": float(attendees),
             "subscriptions": float(expected),
             "fps_p50": percentile(fps, 50),
             "fps_min": min(fps) if fps else 0.0,
-            "freezes": float(freezes),
-            "forwarded_packets_per_s": packets / elapsed,
-            "server_cpu": (end.cpu_seconds - start.cpu_seconds) / elapsed,
-            "server_rss_mb": end.rss_bytes / 1e6,
+            "freezes": float(sum(c["freezes"] for c in counted)),
+            "forwarded_packets_per_s": sum(c["packets"] for c in counted) / elapsed,
+            "server_cpu": window.server_cpu,
+            "server_cpu_wait_pct": 100 * window.server_cpu_wait,
+            "server_rss_mb": window.server_rss_mb,
         }
+
+
+def _subscribers(args: argparse.Namespace) -> list[int]:
+    try:
+        sizes = [int(c) for c in str(args.subscribers).split(",")]
+    except ValueError:
+        raise SystemExit(f"--subscribers must list counts, not {args.subscribers!r}") from None
+    if any(c < 1 for c in sizes) or args.publishers < 1:
+        raise SystemExit("--publishers and --subscribers must be >= 1")
+    return sizes
+
+
+async def _once(args: argparse.Namespace, processes: int) -> list[dict[str, float]]:
+    with Fleet(processes, bot_cpus(args)) as fleet:
+        return [await _size(args, fleet, n) for n in _subscribers(args)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--publishers", type=int, default=3)
-    parser.add_argument("--subscribers", type=int, default=10)
+    parser.add_argument(
+        "--subscribers", default="10", help="subscribers; a list (10,20,40) measures several"
+    )
+    parser.add_argument("--join-rate", type=float, default=50.0, help="joins per second")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--json", type=Path, default=None)
+    add_server_arguments(parser)
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    cpus = os.sched_getaffinity(0)
-    if len(cpus) > 1 and 1 in cpus:
-        os.sched_setaffinity(0, {1})
-    runs = [uvloop.run(_once(args)) for _ in range(args.runs)]
-    m = {k: median([r[k] for r in runs]) for k in runs[0]}
+    sizes = _subscribers(args)
+    if args.join_rate <= 0:
+        raise SystemExit("--join-rate must be > 0")
+    pin_to_bot_cpus(args)
+    processes = process_count(args, args.publishers + max(sizes))
+    runs = [uvloop.run(_once(args, processes)) for _ in range(args.runs)]
+    medians = [{k: median([r[i][k] for r in runs]) for k in runs[0][i]}
+               for i in range(len(sizes))]  # fmt: skip
     summary: dict[str, Any] = {
         "command": f"python -m bench video-meeting --runs {args.runs} --publishers "
-        f"{args.publishers} --subscribers {args.subscribers} --duration {args.duration:g}",
+        f"{args.publishers} --subscribers {args.subscribers} --duration {args.duration:g} "
+        f"--processes {processes}",
+        "scenario": "video-meeting",
+        "processes": processes,
         "runs": runs,
-        "median": m,
+        "median": medians,
     }
-    print(f"\n{summary['command']}  (median of {args.runs} runs; 15 frames/s sent)\n")
-    print(format_table(["measure", "value"], [[k, v] for k, v in m.items()]))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2))
+    keys = list(medians[0])
+    finish(args, "video-meeting", summary, keys, [[m[k] for k in keys] for m in medians],
+           note=f"15 frames/s sent; {processes} bot processes",
+           plot=plot_video_meeting)  # fmt: skip
     return summary

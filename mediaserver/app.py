@@ -96,6 +96,7 @@ class Server:
             now=self.clock.wall(),
             limits=Limits(
                 max_active_meetings=config.max_active_meetings,
+                max_attendees_per_meeting=config.max_attendees_per_meeting,
                 max_replicas_per_primary=config.max_replicas_per_primary,
             ),
             account_id=derive_account_id(self.credentials.access_key_id),

@@ -43,6 +43,10 @@ class ServerConfig:
     """Control-plane burst size (Chime's default is 20)."""
     max_active_meetings: int = 250
     """Active-meeting quota; CreateMeeting beyond it answers LimitExceededException."""
+    max_attendees_per_meeting: int = 250
+    """Attendees one meeting may have (Chime: 250). A meeting's own
+    ``MeetingFeatures.Attendee.MaxCount`` can only lower it; raising it is for load tests of
+    meetings larger than Chime allows (``python -m bench audio-room --sizes 500``)."""
     max_replicas_per_primary: int = 4
     """Replica meetings one primary meeting may have (Chime: 4, adjustable to 40)."""
     audio_bitrate: int = 32000
@@ -120,6 +124,8 @@ _HELP = {
     "api_rate": "API requests per second (default %(default)s)",
     "api_burst": "API burst size (default %(default)s)",
     "max_active_meetings": "active-meeting quota (default %(default)s)",
+    "max_attendees_per_meeting": "attendees per meeting (default %(default)s, as Chime; "
+    "more is for load tests)",
     "max_replicas_per_primary": "replica meetings per primary meeting (default %(default)s)",
     "audio_bitrate": "Opus bitrate of each attendee's mix in bits/s (default %(default)s)",
     "audio_stereo_bitrate": "Opus bitrate of a stereo attendee's mix (default %(default)s)",
@@ -255,6 +261,8 @@ def _check(config: ServerConfig) -> None:
         raise SystemExit("--max-speakers must be 1-16")
     if config.max_active_meetings < 1:
         raise SystemExit("--max-active-meetings must be >= 1")
+    if config.max_attendees_per_meeting < 1:
+        raise SystemExit("--max-attendees-per-meeting must be >= 1")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SystemExit("--log-level must be debug, info, warning or error")
     for url in config.webhook_urls:

@@ -105,8 +105,10 @@ class Meeting:
         return str(((self.features or {}).get("Content") or {}).get("MaxResolution", "FHD"))
 
     @property
-    def max_attendees(self) -> int:
-        return int(((self.features or {}).get("Attendee") or {}).get("MaxCount", 250))
+    def max_count(self) -> int | None:
+        """``MeetingFeatures.Attendee.MaxCount`` if the meeting was created with one."""
+        count = ((self.features or {}).get("Attendee") or {}).get("MaxCount")
+        return None if count is None else int(count)
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {

@@ -298,7 +298,9 @@ class MeetingRegistry:
         """
         results: list[Attendee | MediaServerError] = []
         pending: dict[str, Attendee] = {}
-        limit = min(meeting.max_attendees, self.limits.max_attendees_per_meeting)
+        limit = self.limits.max_attendees_per_meeting
+        if meeting.max_count is not None:
+            limit = min(limit, meeting.max_count)
         for external_user_id, capabilities in items:
             try:
                 _check_external_id(external_user_id, "ExternalUserId")

@@ -79,6 +79,22 @@ def test_active_meeting_quota(tmp_path: Path) -> None:
         chime.create_meeting(MediaRegion="us-east-1", ExternalMeetingId="q3")
 
 
+def test_max_attendees_per_meeting_raises_the_cap_for_load_tests(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", ["--max-attendees-per-meeting", "260"]) as server:
+        chime = server.client()
+        meeting_id = chime.create_meeting(MediaRegion="us-east-1", ExternalMeetingId="big")[
+            "Meeting"
+        ]["MeetingId"]
+        for first, count in ((0, 100), (100, 100), (200, 60)):
+            created = chime.batch_create_attendee(
+                MeetingId=meeting_id,
+                Attendees=[{"ExternalUserId": f"bot-{first + i:03d}"} for i in range(count)],
+            )
+            assert len(created["Attendees"]) == count and not created["Errors"]
+        with pytest.raises(chime.exceptions.LimitExceededException):
+            chime.create_attendee(MeetingId=meeting_id, ExternalUserId="one-too-many")
+
+
 def test_credentials_are_generated_once_and_kept_private(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {"CARILLON_ACCESS_KEY_ID": "", "CARILLON_SECRET_ACCESS_KEY": ""}
@@ -126,7 +142,12 @@ def test_aws_cli_smoke(tmp_path: Path) -> None:
 
 
 def test_invalid_flags_are_refused(tmp_path: Path) -> None:
-    for flags in (["--audio-bitrate", "500"], ["--max-speakers", "0"], ["--http-port", "70000"]):
+    for flags in (
+        ["--audio-bitrate", "500"],
+        ["--max-speakers", "0"],
+        ["--http-port", "70000"],
+        ["--max-attendees-per-meeting", "0"],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "mediaserver", "serve", "--data-dir", str(tmp_path), *flags],
             capture_output=True, text=True, timeout=60,

@@ -194,3 +194,27 @@ def test_lifecycle_log_records_carry_meeting_and_attendee_ids(
         (meeting.meeting_id, alice.attendee_id),
         (meeting.meeting_id, None),
     ]
+
+
+def test_attendee_cap_follows_the_server_limit_and_max_count(
+    store: SqliteStore, clock: FakeClock
+) -> None:
+    """--max-attendees-per-meeting raises the cap for meetings without MaxCount; a meeting's
+    own MaxCount still lowers it; the 251st attendee is refused at the default of 250."""
+    default = MeetingRegistry(store, now=clock.wall())
+    meeting = default.create_meeting(_params(), clock.wall())
+    created = default.create_attendees(meeting, [(f"u{i:03d}", None) for i in range(251)])
+    assert sum(not isinstance(a, Exception) for a in created) == 250
+    assert isinstance(created[-1], LimitExceeded)
+
+    raised = MeetingRegistry(store, now=clock.wall(), limits=Limits(max_attendees_per_meeting=300))
+    big = raised.create_meeting(_params(ClientRequestToken="big"), clock.wall())
+    created = raised.create_attendees(big, [(f"u{i:03d}", None) for i in range(301)])
+    assert len(big.attendees) == 300
+    assert isinstance(created[-1], LimitExceeded)
+    small = raised.create_meeting(
+        _params(ClientRequestToken="small", MeetingFeatures={"Attendee": {"MaxCount": 2}}),
+        clock.wall(),
+    )
+    created = raised.create_attendees(small, [("a", None), ("b", None), ("c", None)])
+    assert len(small.attendees) == 2 and isinstance(created[-1], LimitExceeded)
