@@ -28,12 +28,10 @@ from bench.twccpeer import TwccSubscriber
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
 from signaling.messages import (
-    MediaType,
     ServerSideNetworkAdaption,
-    StreamDescriptor,
-    StreamServiceType,
 )
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess, running_server
+from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -57,13 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     ]
     with running_server(data_dir, args) as srv:
         yield srv
-
-
-def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
-    return StreamDescriptor(
-        stream_id=0, group_id=0, track_label=rid, media_type=MediaType.VIDEO,
-        max_bitrate_kbps=kbps, framerate=15, attendee_id=attendee_id,
-    )  # fmt: skip
 
 
 async def _report_until(
@@ -112,19 +103,7 @@ async def _publish(
     for client in (publisher, *clients):
         await client.connect(T)
         await client.join(T)
-    await camera.start()
-    ack = await publisher.subscribe(
-        camera.offer(),
-        video_send_streams=[
-            _layer("low", 150, publisher.attendee_id),
-            _layer("hi", 500, publisher.attendee_id),
-        ],
-        duplex=StreamServiceType.DUPLEX,
-    )
-    low, hi = (a.stream_id for a in ack.allocations)
-    assert low and hi and low != hi
-    await camera.connect(ack.sdp_answer)
-    await camera.start_video()
+    low, hi, _ = await publish_two_layers(camera, publisher)
     for client in clients:
         await client.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
     return camera, publisher, clients, low, hi
@@ -200,19 +179,7 @@ async def test_the_server_moves_a_subscriber_between_layers_by_its_estimate(
         )
         assert publisher.join_ack.default_server_side_network_adaption is None
 
-        await camera.start()
-        ack = await publisher.subscribe(
-            camera.offer(),
-            video_send_streams=[
-                _layer("low", 150, publisher.attendee_id),
-                _layer("hi", 500, publisher.attendee_id),
-            ],
-            duplex=StreamServiceType.DUPLEX,
-        )
-        low, hi = (a.stream_id for a in ack.allocations)
-        assert low and hi and low != hi
-        await camera.connect(ack.sdp_answer)
-        await camera.start_video()
+        _, hi, _ = await publish_two_layers(camera, publisher)
 
         await viewer.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
         (group,) = {s.group_id for s in viewer.index_sources}

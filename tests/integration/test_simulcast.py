@@ -18,20 +18,13 @@ from bench.peer import ChimePeer
 from bench.simulcast import SimulcastPublisher
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
-from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess
+from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(120)
 
 T = 15.0 * TIMEOUT_FACTOR
 LOW, HI = (160, 120), (320, 240)
-
-
-def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
-    return StreamDescriptor(
-        stream_id=0, group_id=0, track_label=rid, media_type=MediaType.VIDEO,
-        max_bitrate_kbps=kbps, framerate=15, attendee_id=attendee_id,
-    )  # fmt: skip
 
 
 async def _frames_at(peer: ChimePeer, mid: str, size: tuple[int, int], count: int) -> None:
@@ -66,20 +59,8 @@ async def test_a_subscriber_switches_simulcast_layers(chime: Any, server: Server
         for client in (publisher, *(c for c, _ in viewers)):
             await client.connect(T)
             await client.join(T)
-        await camera.start()
-        ack = await publisher.subscribe(
-            camera.offer(),
-            video_send_streams=[
-                _layer("low", 150, publisher.attendee_id),
-                _layer("hi", 500, publisher.attendee_id),
-            ],
-            duplex=StreamServiceType.DUPLEX,
-        )
+        low, hi, ack = await publish_two_layers(camera, publisher)
         assert "a=simulcast:recv low;hi" in ack.sdp_answer, "the answer mirrors the RIDs"
-        low, hi = (a.stream_id for a in ack.allocations)
-        assert low and hi and low != hi
-        await camera.connect(ack.sdp_answer)
-        await camera.start_video()
 
         for client, peer in viewers:
             await client.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")

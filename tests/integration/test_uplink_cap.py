@@ -20,8 +20,8 @@ from bench.peer import ChimePeer
 from bench.simulcast import SimulcastPublisher
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
-from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess, running_server
+from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,13 +52,6 @@ async def _until(done: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.2)
 
 
-def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
-    return StreamDescriptor(
-        stream_id=0, group_id=0, track_label=rid, media_type=MediaType.VIDEO,
-        max_bitrate_kbps=kbps, framerate=15, attendee_id=attendee_id,
-    )  # fmt: skip
-
-
 async def test_a_sender_over_its_cap_gets_remb_then_frames_are_dropped(
     chime: Any, server: ServerProcess
 ) -> None:
@@ -78,19 +71,7 @@ async def test_a_sender_over_its_cap_gets_remb_then_frames_are_dropped(
         for client in (publisher, viewer):
             await client.connect(T)
             await client.join(T)
-        await camera.start()
-        ack = await publisher.subscribe(
-            camera.offer(),
-            video_send_streams=[
-                _layer("low", 150, publisher.attendee_id),
-                _layer("hi", 500, publisher.attendee_id),
-            ],
-            duplex=StreamServiceType.DUPLEX,
-        )
-        _, hi = (a.stream_id for a in ack.allocations)
-        assert hi
-        await camera.connect(ack.sdp_answer)
-        await camera.start_video()
+        _, hi, _ = await publish_two_layers(camera, publisher)
         await viewer.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
         answer = await viewer.subscribe(await peer.create_offer(), receive_stream_ids=[0, hi])
         await peer.set_answer(answer.sdp_answer)
