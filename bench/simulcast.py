@@ -22,6 +22,8 @@ from av.video.frame import PictureType
 from bench.litepeer import LitePeer
 from mediaserver.errors import MalformedPacket
 from mediaserver.rtp.rtcp import RtcpPli, RtcpRemb, parse_compound
+from signaling.client import SignalingClient, SubscribeAck
+from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
 
 __all__ = ["LAYERS", "SimulcastPublisher", "VideoLayer"]
 
@@ -108,6 +110,40 @@ class SimulcastPublisher(LitePeer):
                 for layer in self.layers:
                     if layer.ssrc == packet.media_ssrc:
                         layer.keyframe_requested = True
+
+    async def publish(self, client: SignalingClient) -> tuple[SubscribeAck, list[int]]:
+        """Start this peer as ``client``'s simulcast camera, one SUBSCRIBE descriptor per
+        layer (chime-signaling-protocol.md §4.2), connect it and start sending.
+
+        Returns the SUBSCRIBE_ACK and the stream ids allocated to the layers, lowest
+        first.
+
+        Raises:
+            RuntimeError: the server did not allocate a distinct stream id per layer.
+        """
+        await self.start()
+        ack = await client.subscribe(
+            self.offer(),
+            video_send_streams=[
+                StreamDescriptor(
+                    stream_id=0,
+                    group_id=0,
+                    track_label=layer.rid,
+                    media_type=MediaType.VIDEO,
+                    max_bitrate_kbps=layer.bitrate // 1000,
+                    framerate=self.fps,
+                    attendee_id=client.attendee_id,
+                )
+                for layer in self.layers
+            ],
+            duplex=StreamServiceType.DUPLEX,
+        )
+        stream_ids = [a.stream_id or 0 for a in ack.allocations]
+        if len(set(stream_ids) - {0}) != len(self.layers):
+            raise RuntimeError(f"the server allocated {stream_ids} to {len(self.layers)} layers")
+        await self.connect(ack.sdp_answer)
+        await self.start_video()
+        return ack, stream_ids
 
     async def start_video(self) -> None:
         """Start sending both layers (call after :meth:`connect`)."""

@@ -38,7 +38,6 @@ from bench.simulcast import SimulcastPublisher
 from bench.stats import median, percentile
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
-from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
 
 __all__ = ["add_arguments", "run"]
 
@@ -78,13 +77,6 @@ class Viewer(LitePeer):
         super().datagram_received(data, addr)
 
 
-def _layer(rid: str, kbps: int, attendee_id: str) -> StreamDescriptor:
-    return StreamDescriptor(
-        stream_id=0, group_id=0, track_label=rid, media_type=MediaType.VIDEO,
-        max_bitrate_kbps=kbps, framerate=15, attendee_id=attendee_id,
-    )  # fmt: skip
-
-
 # -- worker-side commands (bench/fleet.py) -------------------------------------------------
 
 
@@ -106,18 +98,8 @@ async def video_publish(state: WorkerState, items: list[JoinItem]) -> list[int]:
         await client.join()
         camera = SimulcastPublisher(certificate)
         cameras.append(camera)
-        await camera.start()
-        ack = await client.subscribe(
-            camera.offer(),
-            video_send_streams=[
-                _layer("low", 150, client.attendee_id),
-                _layer("hi", 500, client.attendee_id),
-            ],
-            duplex=StreamServiceType.DUPLEX,
-        )
-        high_layers.append(ack.allocations[1].stream_id or 0)
-        await camera.connect(ack.sdp_answer)
-        await camera.start_video()
+        _, (_, high) = await camera.publish(client)
+        high_layers.append(high)
         state.count_join()
     return high_layers
 

@@ -31,7 +31,6 @@ from signaling.messages import (
     ServerSideNetworkAdaption,
 )
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess, running_server
-from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -103,7 +102,7 @@ async def _publish(
     for client in (publisher, *clients):
         await client.connect(T)
         await client.join(T)
-    low, hi, _ = await publish_two_layers(camera, publisher)
+    _, (low, hi) = await camera.publish(publisher)
     for client in clients:
         await client.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
     return camera, publisher, clients, low, hi
@@ -179,7 +178,7 @@ async def test_the_server_moves_a_subscriber_between_layers_by_its_estimate(
         )
         assert publisher.join_ack.default_server_side_network_adaption is None
 
-        _, hi, _ = await publish_two_layers(camera, publisher)
+        _, (_, hi) = await camera.publish(publisher)
 
         await viewer.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
         (group,) = {s.group_id for s in viewer.index_sources}

@@ -19,7 +19,6 @@ from bench.simulcast import SimulcastPublisher
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess
-from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,7 +58,7 @@ async def test_a_subscriber_switches_simulcast_layers(chime: Any, server: Server
         for client in (publisher, *(c for c, _ in viewers)):
             await client.connect(T)
             await client.join(T)
-        low, hi, ack = await publish_two_layers(camera, publisher)
+        ack, (low, hi) = await camera.publish(publisher)
         assert "a=simulcast:recv low;hi" in ack.sdp_answer, "the answer mirrors the RIDs"
 
         for client, peer in viewers:

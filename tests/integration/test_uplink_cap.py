@@ -21,7 +21,6 @@ from bench.simulcast import SimulcastPublisher
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess, running_server
-from tests.helpers.simulcast import publish_two_layers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +70,7 @@ async def test_a_sender_over_its_cap_gets_remb_then_frames_are_dropped(
         for client in (publisher, viewer):
             await client.connect(T)
             await client.join(T)
-        _, hi, _ = await publish_two_layers(camera, publisher)
+        _, (_, hi) = await camera.publish(publisher)
         await viewer.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
         answer = await viewer.subscribe(await peer.create_offer(), receive_stream_ids=[0, hi])
         await peer.set_answer(answer.sdp_answer)
