@@ -198,13 +198,14 @@ class DownlinkController:
             now: the current time.
 
         Returns:
-            mid → the stream to forward, 0 when none fits (pause). Empty before feedback.
+            mid → the stream to forward, 0 when none fits (pause). Before feedback only
+            the m-lines whose stream is not sending, each moved to its lowest sending layer.
         """
         congested = self._take_probe_result(now)
         estimate = self.estimate
         if estimate is None:
             self.probe_rate = 0
-            return {}
+            return self._unstall(layers, current)
         wanted = 0
         sending = 0
         demands: list[StreamDemand] = []
@@ -240,6 +241,23 @@ class DownlinkController:
             chosen[allocation.key] = ranked[layer.spatial][0] if layer is not None else 0
         self._decide_probe(int(wanted / HEADROOM), estimate, sending, congested, now)
         return chosen
+
+    def _unstall(
+        self, layers: Mapping[str, Sequence[tuple[int, int]]], current: Mapping[str, int]
+    ) -> dict[str, int]:
+        """Before any feedback the client's choice stands, unless that layer stopped
+        sending (a simulcast sender switches layers when a third attendee joins,
+        DefaultSimulcastUplinkPolicy): nothing would then reach the subscriber, so no
+        feedback would ever come to start the estimate. Such an m-line gets the lowest
+        layer that sends."""
+        moved: dict[str, int] = {}
+        for mid, options in layers.items():
+            line = self.lines.get(mid)
+            if line is None or line.client_paused or not options:
+                continue
+            if all(stream_id != current.get(mid, 0) for stream_id, _ in options):
+                moved[mid] = min(options, key=lambda o: o[1])[0]
+        return moved
 
     def _take_probe_result(self, now: float) -> bool:
         """Whether new feedback shows congestion; a probe it shows delivered without

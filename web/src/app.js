@@ -12,6 +12,11 @@ import {
   LogLevel,
   MeetingSessionConfiguration,
   MeetingSessionStatusCode,
+  ServerSideNetworkAdaption,
+  TargetDisplaySize,
+  VideoPreference,
+  VideoPreferences,
+  VideoPriorityBasedPolicy,
 } from 'amazon-chime-sdk-js';
 
 const CHAT_TOPIC = 'chat';
@@ -40,10 +45,19 @@ const state = {
   messages: [],
   tiles: new Map(), // tileId → {state fields, element}
   events: [],
+  // With the `simulcast` join option (VideoPriorityBasedPolicy): the policy's server-side
+  // network adaption mode once JOIN_ACK was handled (a ServerSideNetworkAdaption name),
+  // the server's downlink estimates from BITRATES (kbps) and the SDK's availableIncomingBitrate.
+  simulcast: false,
+  serverSideAdaption: null,
+  serverEstimatesKbps: [],
+  availableIncomingBitrate: null,
+  remoteVideoSources: [],
 };
 
 let session = null;
 let audioVideo = null;
+let priorityPolicy = null;
 let localAudioStream = null;
 let shareCanvasTimer = null;
 let analysisContext = null;
@@ -303,7 +317,48 @@ const observer = {
   videoSendDidBecomeUnavailable() {
     logEvent('videoSendUnavailable');
   },
+  // VideoPriorityBasedPolicy receives nothing the app has not chosen: choose every remote
+  // camera and content share, all at the same priority.
+  remoteVideoSourcesDidChange(sources) {
+    state.remoteVideoSources = sources.map((s) => s.attendee.attendeeId);
+    logEvent('remoteVideoSources', { attendeeIds: state.remoteVideoSources });
+    if (!priorityPolicy) return;
+    const preferences = VideoPreferences.prepare();
+    for (const source of sources) {
+      preferences.add(new VideoPreference(source.attendee.attendeeId, 1, TargetDisplaySize.High));
+    }
+    priorityPolicy.chooseRemoteVideoSources(preferences.build());
+  },
+  metricsDidReceive(report) {
+    if (!priorityPolicy) return;
+    const mode = priorityPolicy.getServerSideNetworkAdaption();
+    state.serverSideAdaption = ServerSideNetworkAdaption[mode] ?? String(mode);
+    const bitrate = report.getObservableMetrics().availableIncomingBitrate;
+    if (bitrate !== undefined) state.availableIncomingBitrate = bitrate;
+  },
 };
+
+// The SDK logs each server-side downlink estimate it takes from BITRATES (MonitorTask); this
+// logger keeps them for the tests and passes everything on to the console logger.
+const SERVER_ESTIMATE = /server side estimation of available incoming bitrate (\d+)kbps/;
+
+function recordingLogger(inner) {
+  return {
+    info(message) {
+      const found = SERVER_ESTIMATE.exec(message);
+      if (found) {
+        state.serverEstimatesKbps.push(Number(found[1]));
+        if (state.serverEstimatesKbps.length > 200) state.serverEstimatesKbps.shift();
+      }
+      inner.info(message);
+    },
+    warn: (message) => inner.warn(message),
+    error: (message) => inner.error(message),
+    debug: (debugFunction) => inner.debug(debugFunction),
+    setLogLevel: (level) => inner.setLogLevel(level),
+    getLogLevel: () => inner.getLogLevel(),
+  };
+}
 
 const contentShareObserver = {
   contentShareDidStart() {
@@ -328,6 +383,7 @@ function cleanUp() {
   }
   session = null;
   audioVideo = null;
+  priorityPolicy = null;
   localAudioStream = null;
   state.cameraOn = false;
   state.sharing = false;
@@ -362,11 +418,21 @@ async function rawMicrophone() {
 /**
  * Join a meeting. Options: meeting, name (required); audio, video (default true);
  * rawAudio (default false); signalingHost ("host:port" replacing the SignalingUrl's, e.g.
- * to go through a test proxy); logLevel (a LogLevel name, default 'WARN').
+ * to go through a test proxy); logLevel (a LogLevel name, default 'WARN'); simulcast
+ * (default false: send a simulcast camera and receive with VideoPriorityBasedPolicy, which
+ * asks the server for server-side network adaption in JOIN).
  */
 async function join(options) {
   if (session) throw new Error('already in a meeting');
-  const { meeting, name, audio = true, video = true, rawAudio = false, signalingHost = null } = options;
+  const {
+    meeting,
+    name,
+    audio = true,
+    video = true,
+    rawAudio = false,
+    signalingHost = null,
+    simulcast = false,
+  } = options;
   state.joinStartedAt = performance.now();
   Object.assign(state, {
     phase: 'joining',
@@ -378,6 +444,11 @@ async function join(options) {
     localMuted: false,
     cameraOn: false,
     sharing: false,
+    simulcast,
+    serverSideAdaption: null,
+    serverEstimatesKbps: [],
+    availableIncomingBitrate: null,
+    remoteVideoSources: [],
   });
   state.roster.clear();
   state.messages.length = 0;
@@ -390,9 +461,17 @@ async function join(options) {
     state.attendeeId = info.Attendee.AttendeeId;
     state.externalUserId = info.Attendee.ExternalUserId;
 
-    const logger = new ConsoleLogger('carillon', LogLevel[options.logLevel ?? 'WARN']);
+    const consoleLogger = new ConsoleLogger('carillon', LogLevel[options.logLevel ?? 'WARN']);
+    // The recording logger needs INFO messages from the SDK; the console still shows only
+    // those at the chosen level.
+    const logger = simulcast ? recordingLogger(consoleLogger) : consoleLogger;
     const deviceController = new DefaultDeviceController(logger);
     const configuration = new MeetingSessionConfiguration(info.Meeting, info.Attendee);
+    if (simulcast) {
+      configuration.enableSimulcastForUnifiedPlanChromiumBasedBrowsers = true;
+      priorityPolicy = new VideoPriorityBasedPolicy(logger);
+      configuration.videoDownlinkBandwidthPolicy = priorityPolicy;
+    }
     if (signalingHost) {
       configuration.urls.urlRewriter = (url) => {
         if (!url || !url.includes('/control/')) return url;
@@ -666,6 +745,8 @@ function wireUi() {
       name,
       audio: $('with-audio').checked,
       video: $('with-video').checked,
+      // `?simulcast=1`: simulcast camera and VideoPriorityBasedPolicy (see join).
+      simulcast: new URLSearchParams(window.location.search).get('simulcast') === '1',
     })
       .catch(() => {})
       .finally(() => {

@@ -139,6 +139,22 @@ def test_no_choice_before_feedback_and_remb_alone_is_the_estimate() -> None:
     assert controller.choose(LAYERS, {"2": LOW}, 1.0) == {"2": 0}
 
 
+def test_before_feedback_an_m_line_on_a_silent_layer_moves_to_the_lowest_sending_one() -> None:
+    # The browser case: the client subscribed to a layer that then stopped (the sender's
+    # simulcast policy changed layers); with nothing forwarded no feedback would ever come.
+    controller = DownlinkController(3, adaptive=True)
+    controller.lines["2"] = LinePreference(3)
+    controller.lines["4"] = LinePreference(HI)
+    controller.lines["6"] = LinePreference(7)
+    controller.lines["6"].client_paused = True
+    layers = {"2": LAYERS["2"], "4": LAYERS["2"], "6": [(8, 100_000)]}
+    chosen = controller.choose(layers, {"2": 3, "4": HI, "6": 7}, 0.0)
+    assert controller.estimate is None
+    assert chosen == {"2": LOW}, "only the stalled, not client-paused m-line moves"
+    assert controller.probe_rate == 0
+    assert controller.choose({"2": []}, {"2": 3}, 0.5) == {}, "no layer sends: nothing to pick"
+
+
 def test_priorities_decide_who_gets_the_better_layer() -> None:
     layers = {"2": [(1, 150_000), (2, 500_000)], "3": [(3, 150_000), (4, 500_000)]}
     controller = DownlinkController(None, adaptive=True)
