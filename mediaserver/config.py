@@ -58,7 +58,7 @@ class ServerConfig:
     max_video_kbps: int = 0
     """Cap on each sender's video, kbit/s; 0 follows Chime: 1500, or 2500 for cameras in
     FHD meetings and content shares in UHD ones (meetings-digest.md §4.3, §4.5)."""
-    server_side_adaption: bool = False
+    server_side_adaption: bool = True
     """Grant server-side video quality adaption to clients that ask for it in JOIN: the
     server picks each subscriber's simulcast layers from its downlink estimate."""
     log_level: str = "info"
@@ -133,7 +133,7 @@ _HELP = {
     "max_video_kbps": "cap on each sender's video in kbit/s: REMB, then frames dropped "
     "(default: 1500, 2500 for FHD cameras and UHD content)",
     "server_side_adaption": "pick subscribers' simulcast layers on the server when their "
-    "client asks for it (default: off, the client picks)",
+    "client asks for it (default: on; --no-server-side-adaption: the client picks)",
     "log_level": "debug, info, warning or error (default %(default)s)",
     "log_json": "log JSON lines (default: text)",
     "webhook_urls": "POST meeting events to this URL (repeatable, or comma-separated)",
@@ -170,8 +170,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
             continue
         if isinstance(default, bool):
+            # --flag and --no-flag, so a default of True can be turned off too.
             parser.add_argument(
-                flag, dest=f.name, action="store_true", default=None, help=_HELP[f.name]
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=_HELP[f.name],
             )
             continue
         kind: type = type(default) if not isinstance(default, Path) else Path

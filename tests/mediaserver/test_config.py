@@ -61,3 +61,12 @@ def test_the_stereo_bitrate_has_a_flag_a_variable_and_a_default() -> None:
 def test_a_stereo_bitrate_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(SystemExit, match="--audio-stereo-bitrate must be 6000-128000"):
         parse(["--audio-stereo-bitrate", value])
+
+
+def test_server_side_adaption_is_on_unless_turned_off() -> None:
+    assert parse([]).server_side_adaption is True
+    assert parse(["--no-server-side-adaption"]).server_side_adaption is False
+    env = {"CARILLON_SERVER_SIDE_ADAPTION": "0"}
+    assert parse([], env).server_side_adaption is False
+    assert parse(["--server-side-adaption"], env).server_side_adaption is True
+    assert parse(["--log-json"]).log_json is True
