@@ -252,38 +252,6 @@ def test_browser_case(server: Server, tone_dir: Path, case: str) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def adaption_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A second server, started with ``--server-side-adaption`` (always started here,
-    also when CARILLON_BROWSER_BASE_URL names another server)."""
-    data = tmp_path_factory.mktemp("browser-adaption-server") / "data"
-    with running_server(data, extra_args=["--server-side-adaption"]) as started:
-        _check_demo_routes(started)
-        yield started
-
-
-@pytest.mark.timeout(CASE_TIMEOUT + 60)
-def test_simulcast_with_server_side_adaption(
-    adaption_server: ServerProcess, tone_dir: Path
-) -> None:
-    """VideoPriorityBasedPolicy with simulcast asks for server-side adaption in JOIN; the
-    server grants it in JOIN_ACK, picks the layers and reports its downlink estimate in
-    BITRATES; the subscribers keep decoding the remote simulcast camera without a
-    reconnection (run.mjs ``simulcast_adaption`` asserts all of it in the pages)."""
-    result = run_case(adaption_server, tone_dir, "simulcast_adaption")
-    if not result.ok:
-        pytest.fail(
-            f"browser case simulcast_adaption failed: {result.error}\n"
-            f"--- runner output ---\n{result.output}\n"
-            f"--- server log (tail) ---\n{adaption_server.log()[-6000:]}",
-            pytrace=False,
-        )
-    estimates = result.metrics["serverEstimatesKbpsAtB"]
-    assert estimates and all(kbps > 0 for kbps in estimates), result.metrics
-    # The SDK takes the server's estimate as its own downlink bandwidth (MonitorTask).
-    assert result.metrics["availableIncomingBitrateAtB"] / 1000 in estimates, result.metrics
-
-
 @pytest.mark.timeout(CASE_TIMEOUT + 60)
 def test_join_time(server: Server, tone_dir: Path) -> None:
     """Join click → audioVideoDidStart over 10 joins (a measurement for BENCHMARKS.md;
