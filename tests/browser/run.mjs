@@ -267,6 +267,59 @@ export const CASES = {
     ctx.metrics.video = await assertFramesAdvance(b, tile.tileId, "A's camera at B");
   },
 
+  // (f2) Simulcast with VideoPriorityBasedPolicy against a server started with
+  // --server-side-adaption (test_browser.py starts one): A sends a simulcast camera; B and C
+  // ask for server-side adaption in JOIN and keep decoding A's camera. JOIN_ACK switched
+  // their policy to server-side mode, and BITRATES carries the server's downlink estimate
+  // (from the transport-cc feedback of B's browser), which the SDK takes as its own.
+  // Three attendees: the SDK sends a single layer in calls of two (DefaultSimulcastUplinkPolicy).
+  async simulcast_adaption(ctx) {
+    const people = await ctx.launch('A', 'B', 'C');
+    const [a, b, c] = people;
+    const meeting = ctx.meetingName('simulcast');
+    await a.join(meeting, { rawAudio: true, video: true, simulcast: true });
+    await b.join(meeting, { rawAudio: true, video: false, simulcast: true });
+    await c.join(meeting, { rawAudio: true, video: false, simulcast: true });
+    const tile = await waitRemoteTile(b, a.info.attendeeId, false);
+    ctx.metrics.first = await assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B");
+    await b.waitFor(
+      'a server-side downlink estimate in BITRATES at B',
+      () => window.carillon.state.serverEstimatesKbps.some((kbps) => kbps > 0),
+      null,
+      20000,
+    );
+    // Keeps decoding while the server adapts (BITRATES every 4 s, layer choice twice a second).
+    await sleep(8000);
+    ctx.metrics.later = await assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B, later");
+    const cTile = await waitRemoteTile(c, a.info.attendeeId, false);
+    ctx.metrics.atC = await assertFramesAdvance(c, cTile.tileId, "A's simulcast camera at C");
+    const snaps = await Promise.all(people.map((p) => p.snapshot()));
+    for (const [p, snap] of people.map((q, i) => [q, snaps[i]])) {
+      assert.equal(snap.phase, 'started', `${p.label}: ${summarize(snap)}`);
+      assert.equal(snap.stopStatus, null, `${p.label} stopped: ${summarize(snap)}`);
+      assert.equal(snap.reconnectCount, 0, `${p.label} reconnected: ${summarize(snap)}`);
+      assert.equal(snap.startCount, 1, `${p.label} started more than once: ${summarize(snap)}`);
+      assert.equal(
+        snap.serverSideAdaption,
+        'BandwidthProbingAndRemoteVideoQualityAdaption',
+        `${p.label}: JOIN_ACK did not keep server-side adaption`,
+      );
+      // Errors (but the expected one: Carillon sends no TURN credentials, spec §3.2) and
+      // anything the SDK says about its signaling socket or reconnecting.
+      const problems = p.logs.filter(
+        (line) =>
+          (/^\[(error|pageerror)\]/.test(line) && !line.includes('missing TURN credentials')) ||
+          /SignalingClient|WebSocket|reconnect/i.test(line),
+      );
+      assert.deepEqual(problems, [], `${p.label}: errors in the console`);
+    }
+    const estimates = snaps[1].serverEstimatesKbps;
+    ctx.metrics.serverEstimatesKbpsAtB = estimates;
+    ctx.metrics.availableIncomingBitrateAtB = snaps[1].availableIncomingBitrate;
+    const remote = snaps[1].tiles.find((t) => t.tileId === tile.tileId);
+    assert.equal(remote.paused, false, `A's tile at B is paused: ${JSON.stringify(remote)}`);
+  },
+
   // (g) Content share: a shared (canvas) stream appears as a content tile at the other.
   async content(ctx) {
     const [a, b] = await ctx.launch('A', 'B');

@@ -253,6 +253,26 @@ def test_browser_case(server: Server, tone_dir: Path, case: str) -> None:
 
 
 @pytest.mark.timeout(CASE_TIMEOUT + 60)
+def test_simulcast_with_server_side_adaption(server: Server, tone_dir: Path) -> None:
+    """VideoPriorityBasedPolicy with simulcast asks for server-side adaption in JOIN; the
+    server grants it in JOIN_ACK, picks the layers and reports its downlink estimate in
+    BITRATES; the subscribers keep decoding the remote simulcast camera without a
+    reconnection (run.mjs ``simulcast_adaption`` asserts all of it in the pages)."""
+    result = run_case(server, tone_dir, "simulcast_adaption")
+    if not result.ok:
+        pytest.fail(
+            f"browser case simulcast_adaption failed: {result.error}\n"
+            f"--- runner output ---\n{result.output}\n"
+            f"--- server log (tail) ---\n{server.log()[-6000:]}",
+            pytrace=False,
+        )
+    estimates = result.metrics["serverEstimatesKbpsAtB"]
+    assert estimates and all(kbps > 0 for kbps in estimates), result.metrics
+    # The SDK takes the server's estimate as its own downlink bandwidth (MonitorTask).
+    assert result.metrics["availableIncomingBitrateAtB"] / 1000 in estimates, result.metrics
+
+
+@pytest.mark.timeout(CASE_TIMEOUT + 60)
 def test_join_time(server: Server, tone_dir: Path) -> None:
     """Join click → audioVideoDidStart over 10 joins (a measurement for BENCHMARKS.md;
     speed is recorded, never asserted)."""
