@@ -47,6 +47,11 @@ class VideoLayer:
     frames: int = 0
     keyframes: int = 0
     encoder: VideoCodecContext | None = None
+    active: bool = True
+    """False turns the layer off, as Chromium does with ``setParameters`` (§4.3)."""
+    picture_id: int = field(default_factory=lambda: secrets.randbelow(0x8000))
+    """The 15-bit VP8 picture id, random per layer like libwebrtc's (RFC 7741 §4.2)."""
+    tl0_pic_idx: int = field(default_factory=lambda: secrets.randbelow(0x100))
 
 
 LAYERS = (("low", 160, 120, 150_000), ("hi", 320, 240, 500_000))
@@ -171,7 +176,8 @@ class SimulcastPublisher(LitePeer):
             encoded = await asyncio.to_thread(self._encode_all, frame_index)
             for layer, frames in zip(self.layers, encoded, strict=True):
                 for data, keyframe in frames:
-                    self._send_frame(layer, data, keyframe, timestamp)
+                    if layer.active:
+                        self._send_frame(layer, data, keyframe, timestamp)
             frame_index += 1
 
     def _encode_all(self, index: int) -> list[list[tuple[bytes, bool]]]:
@@ -197,12 +203,17 @@ class SimulcastPublisher(LitePeer):
         assert self._transport is not None and self._remote is not None
         layer.frames += 1
         layer.keyframes += int(keyframe)
+        layer.picture_id = (layer.picture_id + 1) & 0x7FFF
+        layer.tl0_pic_idx = (layer.tl0_pic_idx + 1) & 0xFF  # No temporal layers: all TL0.
+        # RFC 7741 §4.2: X, then I and L: a 15-bit picture id and TL0PICIDX.
+        fields = bytes([0xC0, 0x80 | layer.picture_id >> 8, layer.picture_id & 0xFF])
+        fields += bytes([layer.tl0_pic_idx])
         chunks = [data[i : i + MAX_PAYLOAD] for i in range(0, len(data), MAX_PAYLOAD)]
         for i, chunk in enumerate(chunks):
             marker = 0x80 if i == len(chunks) - 1 else 0
             header = bytes([0x90, marker | VP8_PT]) + layer.seq.to_bytes(2, "big")
             header += timestamp.to_bytes(4, "big") + layer.ssrc.to_bytes(4, "big")
             layer.seq = (layer.seq + 1) & 0xFFFF
-            descriptor = b"\x10" if i == 0 else b"\x00"  # RFC 7741 §4.2: S bit, PID 0
+            descriptor = (b"\x90" if i == 0 else b"\x80") + fields  # S on the first, PID 0
             rtp = header + _extensions(b"1", layer.rid.encode()) + descriptor + chunk
             self._transport.sendto(self._srtp.protect_rtp(rtp), self._remote.address)

@@ -40,6 +40,8 @@ class TwccSubscriber(LitePeer):
         stamped: of those, the ones carrying a transport-wide sequence number.
         padding: padding-only packets received (the server's bandwidth probes).
         keyframe_sizes: (width, height) of each VP8 keyframe received, in order.
+        pictures: (picture id, TL0PICIDX) of each VP8 picture received, in order (RFC 7741
+            §4.2; -1 when absent).
         feedback_sent: transport-cc feedback packets sent.
     """
 
@@ -48,6 +50,7 @@ class TwccSubscriber(LitePeer):
     stamped: int = 0
     padding: int = 0
     keyframe_sizes: list[tuple[int, int]] = field(default_factory=list)
+    pictures: list[tuple[int, int]] = field(default_factory=list)
     feedback_sent: int = 0
 
     def __post_init__(self) -> None:
@@ -94,7 +97,10 @@ class TwccSubscriber(LitePeer):
             self.padding += 1  # RFC 3550 §5.1: nothing but padding
         else:
             payload = packet[peek_payload_offset(packet) :]
-            if vp8.is_keyframe(payload):
+            keyframe, start, _, _, picture_id, tl0 = vp8.peek_layer(payload)
+            if start:
+                self.pictures.append((picture_id, tl0))
+            if keyframe:
                 header = payload[vp8.descriptor_size(payload) :]
                 if header[3:6] == b"\x9d\x01\x2a":  # RFC 6386 §9.1 start code
                     width = int.from_bytes(header[6:8], "little") & 0x3FFF

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from mediaserver.errors import LocalProtocolError, MalformedPacket
 
-__all__ = ["Vp8Descriptor", "descriptor_size", "is_keyframe", "peek_layer"]
+__all__ = ["Vp8Descriptor", "descriptor_size", "is_keyframe", "peek_layer", "peek_picture_fields"]
 
 
 def descriptor_size(payload: bytes | bytearray | memoryview) -> int:
@@ -146,6 +146,42 @@ def peek_layer(
             raise MalformedPacket("VP8 packet has no payload header after its descriptor")
         keyframe = not payload[i] & 0x01
     return keyframe, start, tid, sync, picture_id, tl0
+
+
+def peek_picture_fields(
+    payload: bytes | bytearray | memoryview,
+) -> tuple[int, int, int, int, int, int, int]:
+    """Where the numbering fields of a descriptor are, for rewriting them in place.
+
+    Returns:
+        ``(picture_id, picture_id_at, picture_id_bits, tl0_pic_idx, tl0_pic_idx_at,
+        key_index, key_index_at)``: each value with the offset of its byte in
+        ``payload``; ``picture_id_bits`` is 15 or 7 (M, RFC 7741 section 4.2). An absent
+        field has value and offset -1 (and 0 bits).
+
+    Raises:
+        MalformedPacket: the descriptor is truncated.
+    """
+    descriptor_size(payload)  # Raises on truncation; the reads below are then in range.
+    pid = pid_at = tl0 = tl0_at = key = key_at = -1
+    bits = 0
+    if payload[0] & 0x80:
+        ext = payload[1]
+        i = 2
+        if ext & 0x80:
+            pid_at = i
+            if payload[i] & 0x80:
+                pid, bits = ((payload[i] & 0x7F) << 8) | payload[i + 1], 15
+                i += 2
+            else:
+                pid, bits = payload[i], 7
+                i += 1
+        if ext & 0x40:
+            tl0, tl0_at = payload[i], i
+            i += 1
+        if ext & 0x10:  # K: KEYIDX present (its byte is shared with TID/Y when T).
+            key, key_at = payload[i] & 0x1F, i
+    return pid, pid_at, bits, tl0, tl0_at, key, key_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from mediaserver.errors import LocalProtocolError, MalformedPacket
 
 __all__ = ["Vp9Descriptor", "Vp9PictureGroupEntry", "Vp9ScalabilityStructure", "is_keyframe",
-           "peek_layer"]  # fmt: skip
+           "peek_layer", "peek_picture_fields"]  # fmt: skip
 
 
 def _need(payload: bytes | bytearray | memoryview, end: int, what: str) -> None:
@@ -73,6 +73,43 @@ def peek_layer(
     begin = bool(first & 0x08)
     keyframe = begin and not first & 0x40 and sid == 0
     return keyframe, begin, bool(first & 0x04), sid, tid, switch
+
+
+def peek_picture_fields(
+    payload: bytes | bytearray | memoryview,
+) -> tuple[int, int, int, int, int, int, int]:
+    """Where the numbering fields of a descriptor are, for rewriting them in place.
+
+    Returns the same tuple as :func:`mediacodecs.vp8.peek_picture_fields`:
+    ``(picture_id, picture_id_at, picture_id_bits, tl0_pic_idx, tl0_pic_idx_at, -1, -1)``
+    (VP9 has no key index). TL0PICIDX exists in non-flexible mode only (F=0, RFC 9628
+    section 4.2). An absent field has value and offset -1 (and 0 bits).
+
+    Raises:
+        MalformedPacket: the descriptor is truncated.
+    """
+    if not payload:
+        raise MalformedPacket("VP9 payload is empty")
+    first = payload[0]
+    pid = pid_at = tl0 = tl0_at = -1
+    bits = 0
+    i = 1
+    if first & 0x80:
+        _need(payload, 2, "the picture id")
+        pid_at = 1
+        if payload[1] & 0x80:
+            _need(payload, 3, "the picture id")
+            pid, bits = ((payload[1] & 0x7F) << 8) | payload[2], 15
+            i = 3
+        else:
+            pid, bits = payload[1], 7
+            i = 2
+    if first & 0x20:
+        i += 1  # The layer indices.
+        if not first & 0x10:
+            _need(payload, i + 1, "TL0PICIDX")
+            tl0, tl0_at = payload[i], i
+    return pid, pid_at, bits, tl0, tl0_at, -1, -1
 
 
 def is_keyframe(payload: bytes | bytearray | memoryview) -> bool:

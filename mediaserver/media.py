@@ -81,6 +81,7 @@ from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
 __all__ = [
     "ADAPT_EVERY_TICKS",
+    "LAYER_SILENCE",
     "LEVEL_EVERY_TICKS",
     "TICK",
     "LevelsListener",
@@ -104,6 +105,9 @@ _PADDING_PACKET = 275
 """Bytes of one probe: RTP header, transport-wide number, 255 octets of padding."""
 _RATE_SMOOTHING = 0.6
 """Weight of the previous layer bitrate in the per-publisher moving average."""
+LAYER_SILENCE = 1.2
+"""Seconds without a packet after which a simulcast layer counts as turned off (a camera
+sends at least 15 frames/s; two measurements at 0.5 s, plus margin)."""
 
 LevelsListener = Callable[[str, MixMinusMixer, float], None]
 """Called with (meeting id, its mixer, now) when audio levels are due."""
@@ -138,6 +142,7 @@ class _Downlink:
         "camera_rtx",
         "cap",
         "dd_ext_id",
+        "layer_heard_at",
         "layer_rates",
         "layer_sample",
         "member",
@@ -218,6 +223,8 @@ class _Downlink:
         self.layer_rates: dict[int, float] = {}
         """Published stream id → smoothed bits/s, for the allocation of subscribers."""
         self.layer_sample: tuple[float, dict[int, int]] | None = None
+        self.layer_heard_at: dict[int, float] = {}
+        """Published stream id → when its byte count last moved (measured twice a second)."""
         self.cap: UplinkCap | None = None
         """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
 
@@ -431,6 +438,15 @@ class MediaServer:
                     continue
                 self.video.switch(out)
                 self._use_format(subscriber, out, formats[publisher.camera_codec])
+                out.use_payload_format(publisher.camera_codec.payload_format)
+                logger.debug(
+                    "%s: mid %s forwards stream %d (ssrc %d) from seq %d",
+                    subscriber.peer.key,
+                    out.mid,
+                    stream_id,
+                    ssrc,
+                    peek_sequence_number(packet),
+                )
             peer = subscriber.peer
             srtp = peer.srtp
             address = peer.address
@@ -637,6 +653,7 @@ class MediaServer:
         ssrc = publisher.stream_ssrcs.get(stream_id)
         if srtp is None or peer.address is None or ssrc is None:
             return
+        logger.debug("%s: PLI for stream %d (ssrc %d)", peer.key, stream_id, ssrc)
         pli = RtcpPli(sender_ssrc=publisher.audio.ssrc, media_ssrc=ssrc)
         self.transport.sendto(srtp.protect_rtcp(pli.serialize()), peer.address)
 
@@ -976,13 +993,35 @@ class MediaServer:
         estimate = downlink.bwe.estimate
         return None if estimate is None else estimate // 1000
 
+    def sending_streams(self, members: Sequence[Member], now: float) -> frozenset[int]:
+        """The streams of ``members`` heard within :data:`LAYER_SILENCE` seconds (measured
+        twice a second): when this set changes, a simulcast sender turned a layer on or
+        off, and subscribers choosing their own layers should hear of it (§4.4)."""
+        found: set[int] = set()
+        for member in members:
+            downlink = self._downlinks.get(member)
+            if downlink is not None:
+                found.update(_heard_streams(downlink, now))
+        return frozenset(found)
+
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
-        """Average bits/s per published stream of ``members`` since the previous call."""
+        """Average bits/s per published stream of ``members`` since the previous call.
+
+        A simulcast layer not heard for :data:`LAYER_SILENCE` seconds is left out even if
+        it sent earlier in the period: the sender turned it off (DefaultSimulcastUplinkPolicy
+        does when attendees join), and a stream missing from BITRATES is "not sending" to
+        the client at once (chime-signaling-protocol.md §4.4).
+        """
         rates: dict[int, int] = {}
         for member in members:
             downlink = self._downlinks.get(member)
             if downlink is None:
                 continue
+            silent = (
+                set(downlink.rid_streams.values()) - _heard_streams(downlink, now)
+                if len(downlink.rid_streams) > 1
+                else set()
+            )
             counts = dict(downlink.stream_bytes)
             previous = downlink.bitrate_sample
             downlink.bitrate_sample = (now, counts)
@@ -990,7 +1029,7 @@ class MediaServer:
                 continue
             elapsed = now - previous[0]
             for stream_id, total in counts.items():
-                if stream_id in downlink.rid_streams.values():
+                if stream_id in downlink.rid_streams.values() and stream_id not in silent:
                     sent = total - previous[1].get(stream_id, 0)
                     if sent > 0:
                         rates[stream_id] = int(sent * 8 / elapsed)
@@ -1031,6 +1070,7 @@ class MediaServer:
         downlink = self._downlinks.get(member)
         if downlink is None:
             return
+        logger.debug("%s: mid %s asks for stream %d", downlink.peer.key, mid, stream_id)
         bwe = downlink.bwe
         if bwe is None or not bwe.adaptive:
             self.video.select(downlink, mid, stream_id, now)
@@ -1176,13 +1216,26 @@ def _measure_layers(publisher: _Downlink, now: float) -> None:
         return
     elapsed = now - previous[0]
     rates = publisher.layer_rates
+    heard = publisher.layer_heard_at
     for stream_id in publisher.rid_streams.values():
         rate = (counts.get(stream_id, 0) - previous[1].get(stream_id, 0)) * 8 / elapsed
+        if rate:
+            heard[stream_id] = now
         old = rates.get(stream_id)
         if not rate or old is None:
             rates[stream_id] = rate  # A layer that sent nothing is not on offer.
         else:
             rates[stream_id] = _RATE_SMOOTHING * old + (1 - _RATE_SMOOTHING) * rate
+
+
+def _heard_streams(publisher: _Downlink, now: float) -> set[int]:
+    """The publisher's streams whose bytes moved within :data:`LAYER_SILENCE` seconds."""
+    heard = publisher.layer_heard_at
+    return {
+        stream_id
+        for stream_id in publisher.rid_streams.values()
+        if now - heard.get(stream_id, -LAYER_SILENCE) < LAYER_SILENCE
+    }
 
 
 _LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})

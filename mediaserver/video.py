@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from mediaserver.sfu.picture_ids import PictureIds
 from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
 from mediaserver.sfu.view import PacketView
 from mediaserver.video_layers import LayerControl
@@ -109,6 +110,15 @@ class OutStream:
     """``(spatial, temporal)`` cap set by :meth:`VideoRouter.set_layer_target`, or None."""
     layers: LayerControl | None = None
     """Layer dropping and gapless numbering, once a target was set (mediaserver.video_layers)."""
+    picture_ids: PictureIds | None = None
+    """VP8/VP9 picture numbering continued across switches (mediaserver.sfu.picture_ids)."""
+
+    def use_payload_format(self, payload_format: str) -> None:
+        """The m-line now forwards this format: renumber its pictures when it has them."""
+        current = self.picture_ids
+        if current is not None and current.payload_format == payload_format:
+            return
+        self.picture_ids = PictureIds(payload_format) if payload_format in ("vp8", "vp9") else None
 
     def forward_layers(
         self, view: PacketView, stream_id: int, now: float, extension: bytes = b""
@@ -127,7 +137,10 @@ class OutStream:
         marker) on this m-line, or None when its layer is dropped."""
         layers = self.layers
         assert layers is not None
-        return layers.decide(view, stream_id, now)
+        decided = layers.decide(view, stream_id, now)
+        if decided is None and self.picture_ids is not None:
+            self.picture_ids.skip(prepare(view.data).payload)
+        return decided
 
     def forward_decided(
         self,
@@ -141,7 +154,10 @@ class OutStream:
         out_seq, out_ts, marker = decided
         self.last_seq = out_seq
         self.last_ts = out_ts
-        self.source_ssrc = view.ssrc
+        if view.ssrc != self.source_ssrc:
+            self.source_ssrc = view.ssrc
+            if self.picture_ids is not None:
+                self.picture_ids.rebase()
         self.packets += 1
         self.frame_ended = marker
         head, out = self._emit(
@@ -176,6 +192,8 @@ class OutStream:
             self.source_ssrc = ssrc
             self.seq_offset = (self.last_seq + 1 - packet.seq) & 0xFFFF
             self.ts_offset = (self.last_ts + _FRAME_TICKS - packet.ts) & 0xFFFFFFFF
+            if self.picture_ids is not None:
+                self.picture_ids.rebase()
         out_seq = (packet.seq + self.seq_offset) & 0xFFFF
         out_ts = (packet.ts + self.ts_offset) & 0xFFFFFFFF
         if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
@@ -192,15 +210,21 @@ class OutStream:
         self, packet: Prepared, out_seq: int, out_ts: int, marker: int, extension: bytes
     ) -> tuple[bytes, bytes]:
         """(The 12-byte header, the whole packet) of a copy on this m-line."""
+        payload = packet.payload
+        pictures = self.picture_ids
+        if pictures is not None:
+            payload = pictures.apply(payload)
         if not extension:
             head = _HEADER.pack(
                 packet.first, marker | self.payload_type, out_seq, out_ts, self.ssrc
             )
-            return head, head + packet.tail
+            if payload is packet.payload:
+                return head, head + packet.tail
+            return head, head + packet.csrcs + payload
         head = _HEADER.pack(
             packet.first | 0x10, marker | self.payload_type, out_seq, out_ts, self.ssrc
         )
-        return head, head + packet.csrcs + extension + packet.payload
+        return head, head + packet.csrcs + extension + payload
 
     def padding(self, extension: bytes, size: int, now: float) -> bytes:
         """A padding-only packet continuing this m-line's numbering (RFC 3550 §5.1: P bit,

@@ -153,6 +153,8 @@ class MeetingRoom:
         self.video_sources: dict[int, VideoSource] = {}
         self.level_reports = 0
         self.bitrates_sent_at = 0.0
+        self.bitrates_streams: frozenset[int] = frozenset()
+        """The streams sending when BITRATES was last sent (a change sends it early)."""
         """AUDIO_METADATA rounds sent (the own-strength frames go every fifth)."""
         self._next_group_id = 1
         """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""

@@ -163,6 +163,10 @@ class MediaBackend(Protocol):
         """Monotonic time of the last media packet received from ``member``'s peer."""
         ...
 
+    def sending_streams(self, members: Sequence[Member], now: float) -> frozenset[int]:
+        """The video streams of these members that are sending now."""
+        ...
+
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s of each video stream these members published since the last call."""
         ...
@@ -344,14 +348,25 @@ class SignalingGateway:
                     if seen is not None and seen > member.last_activity:
                         member.last_activity = seen
             room.handle_timer(now)
-            if self.media is not None and now - room.bitrates_sent_at >= BITRATES_INTERVAL:
-                room.bitrates_sent_at = now
-                rates = self.media.stream_bitrates(room.members, now)
-                if rates:
-                    room.send_bitrates(rates, self.media.downlink_estimate)
+            if self.media is not None:
+                self._maybe_send_bitrates(room, self.media, now)
             self._flush_room(room)
             if room.empty:
                 self.rooms.pop(room.meeting_id, None)
+
+    @staticmethod
+    def _maybe_send_bitrates(room: MeetingRoom, media: MediaBackend, now: float) -> None:
+        """BITRATES every :data:`BITRATES_INTERVAL` seconds, and at once when a stream
+        started or stopped sending (a simulcast sender turning a layer on or off), so that
+        clients choosing their own layers move off a stopped one within a second (§4.4)."""
+        sending = media.sending_streams(room.members, now)
+        if now - room.bitrates_sent_at < BITRATES_INTERVAL and sending == room.bitrates_streams:
+            return
+        room.bitrates_sent_at = now
+        room.bitrates_streams = sending
+        rates = media.stream_bitrates(room.members, now)
+        if rates:
+            room.send_bitrates(rates, media.downlink_estimate)
 
     # -- audio levels -------------------------------------------------------------------
 

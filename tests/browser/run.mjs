@@ -104,6 +104,18 @@ async function assertFramesAdvance(who, tileId, what) {
   return { width: last.width, height: last.height, fps: (last.totalFrames - first.totalFrames) / 2.5 };
 }
 
+// Runs `check`; when it fails, the error also carries each page's video RTP statistics
+// (what arrived, was decoded or dropped, and the key frames asked for).
+async function withRtpStats(people, check) {
+  try {
+    return await check();
+  } catch (error) {
+    const stats = await Promise.all(people.map((p) => p.call('rtpStats').catch((e) => String(e))));
+    const lines = people.map((p, i) => `${p.label} rtp: ${JSON.stringify(stats[i])}`);
+    throw new Error(`${error.message}\n${lines.join('\n')}`, { cause: error });
+  }
+}
+
 export const CASES = {
   // (a) The unmodified SDK joins: audioVideoDidStart, self in the roster, clean leave.
   async join(ctx) {
@@ -281,7 +293,9 @@ export const CASES = {
     await b.join(meeting, { rawAudio: true, video: false, simulcast: true });
     await c.join(meeting, { rawAudio: true, video: false, simulcast: true });
     const tile = await waitRemoteTile(b, a.info.attendeeId, false);
-    ctx.metrics.first = await assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B");
+    ctx.metrics.first = await withRtpStats(people, () =>
+      assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B"),
+    );
     await b.waitFor(
       'a server-side downlink estimate in BITRATES at B',
       () => window.carillon.state.serverEstimatesKbps.some((kbps) => kbps > 0),
@@ -290,9 +304,13 @@ export const CASES = {
     );
     // Keeps decoding while the server adapts (BITRATES every 4 s, layer choice twice a second).
     await sleep(8000);
-    ctx.metrics.later = await assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B, later");
+    ctx.metrics.later = await withRtpStats(people, () =>
+      assertFramesAdvance(b, tile.tileId, "A's simulcast camera at B, later"),
+    );
     const cTile = await waitRemoteTile(c, a.info.attendeeId, false);
-    ctx.metrics.atC = await assertFramesAdvance(c, cTile.tileId, "A's simulcast camera at C");
+    ctx.metrics.atC = await withRtpStats(people, () =>
+      assertFramesAdvance(c, cTile.tileId, "A's simulcast camera at C"),
+    );
     const snaps = await Promise.all(people.map((p) => p.snapshot()));
     for (const [p, snap] of people.map((q, i) => [q, snaps[i]])) {
       assert.equal(snap.phase, 'started', `${p.label}: ${summarize(snap)}`);

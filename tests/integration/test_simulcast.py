@@ -9,13 +9,16 @@ decode what they receive (chime-signaling-protocol.md §4.2, §4.3, §4.5).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bench.peer import ChimePeer
 from bench.simulcast import SimulcastPublisher
+from bench.twccpeer import TwccSubscriber
 from mediaserver.transport.certificate import DtlsCertificate
 from signaling.client import SignalingClient
 from tests.helpers.server import TIMEOUT_FACTOR, ServerProcess
@@ -99,3 +102,91 @@ async def test_a_subscriber_switches_simulcast_layers(chime: Any, server: Server
         for client, peer in viewers:
             await client.close()
             await peer.close()
+
+
+async def _until(done: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + T
+    while not done():
+        assert loop.time() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def _steps(values: list[int], bits: int) -> set[int]:
+    """The differences between successive distinct values, modulo ``2**bits``."""
+    distinct = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+    return {(b - a) % (1 << bits) for a, b in itertools.pairwise(distinct)}
+
+
+async def test_picture_numbers_run_on_across_switches_and_a_stopped_layer_leaves_bitrates(
+    chime: Any, server: ServerProcess
+) -> None:
+    """Each layer numbers its VP8 pictures from its own random start (like libwebrtc); the
+    subscriber's m-line shows one picture id and TL0PICIDX sequence, +1 per picture, across
+    two layer switches (a jump back freezes Chromium's decoder: mediaserver.sfu.picture_ids).
+    When the camera turns its high layer off, BITRATES stops listing it (§4.4)."""
+    meeting = chime.create_meeting(
+        ClientRequestToken=str(uuid.uuid4()), MediaRegion="us-east-1", ExternalMeetingId="pid"
+    )
+    meeting_id = meeting["Meeting"]["MeetingId"]
+    people = [
+        chime.create_attendee(MeetingId=meeting_id, ExternalUserId=name)
+        for name in ("camera", "viewer")
+    ]
+    camera = SimulcastPublisher(DtlsCertificate.generate())
+    publisher, viewer = SignalingClient(meeting, people[0]), SignalingClient(meeting, people[1])
+    peer = TwccSubscriber(DtlsCertificate.generate(), receive_videos=1)
+    try:
+        for client in (publisher, viewer):
+            await client.connect(T)
+            await client.join(T)
+        _, (low, hi) = await camera.publish(publisher)
+        await viewer.wait_for(lambda c: len(c.index_sources) == 2, T, "both layers")
+        await peer.start()
+        answer = await viewer.subscribe(peer.offer(), receive_stream_ids=[0, low])
+        await peer.connect(answer.sdp_answer)
+
+        def pictures_of(size: tuple[int, int], count: int) -> Callable[[], bool]:
+            start = len(peer.pictures)
+            return lambda: bool(
+                peer.keyframe_sizes
+                and peer.keyframe_sizes[-1] == size
+                and len(peer.pictures) - start >= count
+            )
+
+        await _until(pictures_of(LOW, 10), f"LOW pictures: {peer.keyframe_sizes}")
+        await viewer.update_remote_video("2", hi)
+        await _until(pictures_of(HI, 10), f"HI pictures: {peer.keyframe_sizes}")
+        await viewer.update_remote_video("2", low)
+        await _until(pictures_of(LOW, 10), f"LOW again: {peer.keyframe_sizes}")
+        assert [size for i, size in enumerate(peer.keyframe_sizes)
+                if i == 0 or size != peer.keyframe_sizes[i - 1]] == [LOW, HI, LOW]  # fmt: skip
+        # Loopback may lose a picture (a step of 2); a jump to the other layer's numbers
+        # would show as a step of thousands (the layers start 2**15 apart on average).
+        picture_ids = [pid for pid, _ in peer.pictures]
+        tl0s = [tl0 for _, tl0 in peer.pictures]
+        assert max(_steps(picture_ids, 15)) <= 2, _steps(picture_ids, 15)
+        assert max(_steps(tl0s, 8)) <= 2, _steps(tl0s, 8)
+
+        await viewer.wait_for(
+            lambda c: (
+                c.bitrates is not None
+                and {b.source_stream_id for b in c.bitrates.bitrates} == {low, hi}
+            ),
+            T,
+            "BITRATES with both layers",
+        )
+        camera.layers[1].active = False
+        await viewer.wait_for(
+            lambda c: (
+                c.bitrates is not None
+                and {b.source_stream_id for b in c.bitrates.bitrates} == {low}
+            ),
+            T,
+            "BITRATES without the stopped layer",
+        )
+    finally:
+        camera.close()
+        peer.close()
+        await publisher.close()
+        await viewer.close()

@@ -144,3 +144,33 @@ def test_a_restart_keeps_a_pending_layer_switch() -> None:
     router.restart([4, 5], now=2.0)
     assert (out.stream_id, out.pending_stream_id) == (0, 5)
     assert router.outs(4) == () and router.outs(5) == (out,)
+
+
+def test_vp8_picture_numbers_continue_across_a_layer_switch() -> None:
+    """Each simulcast layer numbers its pictures on its own; on the subscriber's m-line
+    the picture id and TL0PICIDX go on by one at the switch (mediaserver.sfu.picture_ids),
+    so the browser's frame reference finder never sees them jump back."""
+    from mediacodecs.vp8 import Vp8Descriptor
+
+    def vp8(pid: int, tl0: int, *, keyframe: bool) -> bytes:
+        descriptor = Vp8Descriptor(
+            start_of_partition=True, picture_id=pid, long_picture_id=True, tl0_pic_idx=tl0,
+            temporal_id=0, layer_sync=True,
+        ).serialize()  # fmt: skip
+        return descriptor + (b"\x00" if keyframe else b"\x01") + b"frame"
+
+    out = OutStream(subscriber=object(), mid="2", ssrc=0xAAAA, payload_type=100)
+    out.use_payload_format("vp8")
+    sent = [
+        out.forward(
+            _packet(10 + i, 3000 * i, 1, payload=vp8(700 + i, 40 + i, keyframe=i == 0)), 1.0
+        )
+        for i in range(3)
+    ]
+    switched = out.forward(_packet(900, 5, 2, ext=True, payload=vp8(12, 200, keyframe=True)), 1.1)
+    after = out.forward(_packet(901, 3005, 2, payload=vp8(13, 201, keyframe=False)), 1.2)
+    ids = [
+        (d.picture_id, d.tl0_pic_idx)
+        for d in (Vp8Descriptor.parse(RtpPacket.parse(p).payload) for p in [*sent, switched, after])
+    ]
+    assert ids == [(700, 40), (701, 41), (702, 42), (703, 43), (704, 44)]

@@ -696,6 +696,29 @@ function videoStats(tileId) {
   };
 }
 
+// The peer connection's RTP statistics (webrtc-stats), for diagnosing a frozen tile: what
+// arrived, what was decoded or dropped, and the key frames and NACKs asked for.
+const RTP_FIELDS = [
+  'kind', 'ssrc', 'mid', 'rid', 'packetsReceived', 'packetsLost', 'framesReceived',
+  'framesDecoded', 'keyFramesDecoded', 'framesDropped', 'freezeCount', 'pliCount', 'firCount',
+  'nackCount', 'frameWidth', 'frameHeight', 'framesSent', 'bytesSent', 'keyFramesEncoded',
+  'qualityLimitationReason', 'decoderImplementation', 'encoderImplementation', 'active',
+];
+
+async function rtpStats() {
+  if (!session) return [];
+  const report = await session.audioVideo.getRTCPeerConnectionStats();
+  const found = [];
+  report?.forEach((entry) => {
+    if (entry.type !== 'inbound-rtp' && entry.type !== 'outbound-rtp') return;
+    if (entry.kind !== 'video') return;
+    const picked = { type: entry.type };
+    for (const name of RTP_FIELDS) if (entry[name] !== undefined) picked[name] = entry[name];
+    found.push(picked);
+  });
+  return found;
+}
+
 function snapshot() {
   const { roster, tiles, ...rest } = state;
   return {
@@ -720,6 +743,7 @@ window.carillon = {
   snapshot,
   audioAnalysis,
   videoStats,
+  rtpStats,
   get state() {
     return state;
   },
