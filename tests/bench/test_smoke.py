@@ -122,8 +122,15 @@ def test_mixer_and_sfu_bench_smoke(tmp_path: Path) -> None:
         "--sizes", "10",
     )  # fmt: skip
     assert "10" in mixer["results"]
-    sfu = _bench(tmp_path, "sfu", "--duration", "0.3", "--warmup", "0.1", "--fanout", "1->16")
-    assert sfu["median"]["1->16"]["sfu_out_per_core"] > 0
+    sfu = _bench(
+        tmp_path, "sfu", "--duration", "0.3", "--warmup", "0.1", "--fanout", "1->16",
+        "--server-path",
+    )  # fmt: skip
+    measured = sfu["median"]["1->16"]
+    assert measured["sfu_out_per_core"] > 0 and measured["server_out_per_core"] > 0
+    # The send time is read back from the forwarded payload (not a speed check: a
+    # misplaced stamp reads as hours or as a negative time).
+    assert 0 < measured["server_p99_ms"] < 60_000, measured
 
 
 def test_bench_drives_a_running_server_by_url(tmp_path: Path) -> None:
