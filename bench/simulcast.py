@@ -205,9 +205,11 @@ class SimulcastPublisher(LitePeer):
         layer.keyframes += int(keyframe)
         layer.picture_id = (layer.picture_id + 1) & 0x7FFF
         layer.tl0_pic_idx = (layer.tl0_pic_idx + 1) & 0xFF  # No temporal layers: all TL0.
-        # RFC 7741 §4.2: X, then I and L: a 15-bit picture id and TL0PICIDX.
-        fields = bytes([0xC0, 0x80 | layer.picture_id >> 8, layer.picture_id & 0xFF])
-        fields += bytes([layer.tl0_pic_idx])
+        # RFC 7741 §4.2: X, then I, L and T: a 15-bit picture id, TL0PICIDX, and TID 0
+        # with Y (one temporal layer, every frame on the base layer), as libwebrtc marks
+        # simulcast VP8.
+        fields = bytes([0xE0, 0x80 | layer.picture_id >> 8, layer.picture_id & 0xFF])
+        fields += bytes([layer.tl0_pic_idx, 0x20])
         chunks = [data[i : i + MAX_PAYLOAD] for i in range(0, len(data), MAX_PAYLOAD)]
         for i, chunk in enumerate(chunks):
             marker = 0x80 if i == len(chunks) - 1 else 0

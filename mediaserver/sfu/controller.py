@@ -193,7 +193,11 @@ class DownlinkController:
 
         Args:
             layers: mid → ``(stream id, bits/s)`` of the subscribed source's layers that
-                are sending, in any order. M-lines absent here are left alone.
+                are sending, lowest layer first (the simulcast order: low, mid, hi,
+                chime-signaling-protocol.md §4.2). The order ranks the layers, not the
+                measured rates: two layers of a still picture can measure alike, and a
+                ranking by rate would flip between them at every call. M-lines absent here
+                are left alone.
             current: mid → the stream forwarded now (0: none or paused).
             now: the current time.
 
@@ -213,21 +217,24 @@ class DownlinkController:
             line = self.lines.get(mid)
             if line is None or line.client_paused or not options:
                 continue
-            ranked = sorted(options, key=lambda o: o[1])
             now_on = current.get(mid, 0)
-            sending += _rate_of(ranked, now_on)
+            sending += _rate_of(options, now_on)
+            on_index = next((i for i, (s, _) in enumerate(options) if s == now_on), None)
             layer_options = []
-            for spatial, (stream_id, bitrate) in enumerate(ranked):
+            floor = 0
+            for spatial, (stream_id, bitrate) in enumerate(options):
                 # Hysteresis: a layer above the current one must fit with a margin, the
                 # current one is kept until the estimate falls clearly below it.
                 if stream_id == now_on:
                     cost = int(bitrate * KEEP_FACTOR)
-                elif now_on and bitrate > _rate_of(ranked, now_on):
+                elif on_index is not None and spatial > on_index:
                     cost = int(bitrate * UPGRADE_MARGIN)
                 else:
                     cost = bitrate
-                layer_options.append(LayerOption(spatial, 0, max(cost, 1)))
-            layer_options.sort(key=lambda o: o.bitrate)
+                # A higher layer never costs less than the one below it (the allocator
+                # wants its options in rising cost).
+                floor = max(cost, floor + 1)
+                layer_options.append(LayerOption(spatial, 0, floor))
             cap = line.target_bitrate
             affordable = [o.bitrate for o in layer_options if cap is None or o.bitrate <= cap]
             wanted += max(affordable or [layer_options[0].bitrate])
@@ -236,9 +243,10 @@ class DownlinkController:
         budget = int(estimate * HEADROOM)
         chosen: dict[str, int] = {}
         for allocation in allocate(budget, demands):
-            ranked = sorted(layers[allocation.key], key=lambda o: o[1])
             layer = allocation.layer
-            chosen[allocation.key] = ranked[layer.spatial][0] if layer is not None else 0
+            chosen[allocation.key] = (
+                layers[allocation.key][layer.spatial][0] if layer is not None else 0
+            )
         self._decide_probe(int(wanted / HEADROOM), estimate, sending, congested, now)
         return chosen
 
@@ -256,7 +264,7 @@ class DownlinkController:
             if line is None or line.client_paused or not options:
                 continue
             if all(stream_id != current.get(mid, 0) for stream_id, _ in options):
-                moved[mid] = min(options, key=lambda o: o[1])[0]
+                moved[mid] = options[0][0]
         return moved
 
     def _take_probe_result(self, now: float) -> bool:

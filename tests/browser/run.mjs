@@ -338,6 +338,48 @@ export const CASES = {
     assert.equal(remote.paused, false, `A's tile at B is paused: ${JSON.stringify(remote)}`);
   },
 
+  // (f3) Layer switches in Chromium's decoder, driven by the server. A Python simulcast
+  // camera (tests/browser/python_camera.py: VP8 160x120 `low` and 320x240 `hi`, each layer
+  // numbering its pictures from its own random start, like libwebrtc) turns its high layer
+  // off and on; with server-side adaption the server moves B's m-line to the layer that is
+  // sending each time. B's tile must keep decoding after every switch: the server renumbers
+  // the VP8 picture ids and TL0PICIDX on the m-line (mediaserver/sfu/picture_ids.py), or
+  // Chromium's reference finder drops the new layer's frames and the tile freezes.
+  async simulcast_switches(ctx) {
+    const [b] = await ctx.launch('B');
+    await b.join(ctx.meetingName('switches'), { rawAudio: true, video: false, simulcast: true });
+    const camera = await rpc('python_camera_start', { MeetingId: b.info.meetingId });
+    const tile = await waitRemoteTile(b, camera.attendeeId, false);
+    const seen = [];
+    const decodes = async (width, what) => {
+      const deadline = Date.now() + 20000;
+      let last = null;
+      while (Date.now() < deadline) {
+        last = await b.call('videoStats', tile.tileId);
+        if (last?.width === width) break;
+        await sleep(250);
+      }
+      assert.equal(last?.width, width, `${what}: B's tile shows ${JSON.stringify(last)}`);
+      seen.push(await withRtpStats([b], () => assertFramesAdvance(b, tile.tileId, what)));
+    };
+    await decodes(320, 'the high layer at first');
+    for (let round = 1; round <= 3; round += 1) {
+      await rpc('python_camera_layer', { attendeeId: camera.attendeeId, rid: 'hi', active: false });
+      await decodes(160, `round ${round}: the low layer after the high one stopped`);
+      await rpc('python_camera_layer', { attendeeId: camera.attendeeId, rid: 'hi', active: true });
+      await decodes(320, `round ${round}: the high layer again`);
+    }
+    ctx.metrics.decoded = seen;
+    ctx.metrics.rtp = await b.call('rtpStats');
+    const snap = await b.snapshot();
+    assert.equal(snap.reconnectCount, 0, `B reconnected: ${summarize(snap)}`);
+    assert.equal(
+      snap.serverSideAdaption,
+      'BandwidthProbingAndRemoteVideoQualityAdaption',
+      'JOIN_ACK did not keep server-side adaption',
+    );
+  },
+
   // (g) Content share: a shared (canvas) stream appears as a content tile at the other.
   async content(ctx) {
     const [a, b] = await ctx.launch('A', 'B');

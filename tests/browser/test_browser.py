@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.browser.python_camera import PythonCamera
 from tests.helpers.server import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
@@ -157,19 +158,35 @@ class CaseResult:
     rpc_calls: list[str] = field(default_factory=list)
 
 
+_CAMERAS: dict[str, PythonCamera] = {}
+"""The Python cameras a running case started (closed when the case ends)."""
+
+
 def _answer_rpc(server: Server, request: dict[str, Any]) -> dict[str, Any]:
     op, args = request["op"], request["args"]
+    result: Any = None
     try:
         client = server.client()
         if op == "delete_attendee":
             client.delete_attendee(MeetingId=args["MeetingId"], AttendeeId=args["AttendeeId"])
         elif op == "delete_meeting":
             client.delete_meeting(MeetingId=args["MeetingId"])
+        elif op == "python_camera_start":
+            meeting = client.get_meeting(MeetingId=args["MeetingId"])
+            attendee = client.create_attendee(
+                MeetingId=args["MeetingId"], ExternalUserId="python-camera"
+            )
+            camera = PythonCamera(meeting, attendee)
+            _CAMERAS[camera.attendee_id] = camera
+            camera.start()
+            result = {"attendeeId": camera.attendee_id, "streamIds": camera.stream_ids}
+        elif op == "python_camera_layer":
+            result = _CAMERAS[args["attendeeId"]].set_layer(args["rid"], bool(args["active"]))
         else:
             return {"id": request["id"], "ok": False, "error": f"unknown op {op}"}
     except Exception as error:
         return {"id": request["id"], "ok": False, "error": repr(error)}
-    return {"id": request["id"], "ok": True, "result": None}
+    return {"id": request["id"], "ok": True, "result": result}
 
 
 def run_case(server: Server, tone_dir: Path, name: str) -> CaseResult:
@@ -208,6 +225,8 @@ def run_case(server: Server, tone_dir: Path, name: str) -> CaseResult:
         if process.poll() is None:
             process.kill()
             process.wait()
+        while _CAMERAS:
+            _CAMERAS.popitem()[1].close()
     output = "".join(lines)
     if result is None:
         return CaseResult(
@@ -232,6 +251,7 @@ CASES = [
     pytest.param("volume", id="d-volume"),
     pytest.param("chat", id="e-chat"),
     pytest.param("video", id="f-video"),
+    pytest.param("simulcast_switches", id="f-simulcast-switches"),
     pytest.param("content", id="g-content"),
     pytest.param("delete_attendee", id="h-delete-attendee"),
     pytest.param("delete_meeting", id="h-delete-meeting"),

@@ -18,7 +18,7 @@ from mediaserver.sfu.controller import DownlinkController, LinePreference, twcc_
 from mediaserver.video import OutStream
 
 LOW, HI = 1, 2
-LAYERS = {"2": [(HI, 500_000), (LOW, 150_000)]}
+LAYERS = {"2": [(LOW, 150_000), (HI, 500_000)]}
 PACKET = 1000
 
 
@@ -212,3 +212,18 @@ def test_remb_bitrates_survive_the_wire_within_the_mantissa(bitrate: int) -> Non
     controller = DownlinkController(None)
     controller.receive_remb(parsed.bitrate)
     assert controller.estimate == parsed.bitrate
+
+
+def test_layers_rank_by_their_order_not_by_what_they_measure() -> None:
+    """Two layers of a still picture cost about the same, and their measured rates cross
+    from one call to the next: the choice stays on the higher layer (the simulcast order
+    ranks them), instead of flipping at every call and costing a key frame each time."""
+    controller = DownlinkController(None, adaptive=True)
+    controller.lines["2"] = LinePreference(HI)
+    controller.receive_remb(30_000)
+    current = HI
+    for step, rates in enumerate([(7_714, 8_931), (8_029, 7_890), (7_291, 7_938), (6_818, 5_235)]):
+        layers = {"2": [(LOW, rates[0]), (HI, rates[1])]}
+        chosen = controller.choose(layers, {"2": current}, step * 0.5)
+        current = chosen.get("2", current)
+        assert current == HI, (step, rates, chosen)
