@@ -30,7 +30,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mediaserver.errors import InvalidArgument
+from mediaserver.errors import InvalidArgument, MalformedPacket
+from mediaserver.rtp.packet import peek_extension_offset
 from mediaserver.rtp.rtcp import RtcpTransportCc
 from mediaserver.sfu.allocator import LayerOption, StreamDemand, allocate
 from mediaserver.sfu.bwe import BandwidthEstimator
@@ -150,6 +151,19 @@ class DownlinkController:
     def extension(self, now: float, size: int) -> bytes:
         """The extension block for the next packet sent at ``now`` (``size`` bytes)."""
         return self._pack(0xBEDE, 1, self._element, self._next_number(now, size))
+
+    def sent_late(self, packet: bytes, now: float) -> None:
+        """``packet`` (stamped by :meth:`extension` earlier) leaves only at ``now``: its
+        transport-wide record takes the real send time (the pacer held it)."""
+        if not self.stamping:
+            return
+        try:
+            found = peek_extension_offset(packet, self._element >> 4)
+        except MalformedPacket:
+            return
+        if found is not None and found[1] >= 2:
+            offset = found[0]
+            self.sequencer.sent_at((packet[offset] << 8) | packet[offset + 1], now)
 
     # -- feedback ------------------------------------------------------------------------
 
