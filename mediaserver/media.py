@@ -11,6 +11,18 @@ one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks, i
 when its offer asked for stereo; silence included, never a gap
 (chime-signaling-protocol.md §6.3). About five times a second the
 mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
+
+Video: each uplink camera packet is split once and copied per subscribed m-line
+(:meth:`MediaServer._fan_out` over an immutable snapshot of the m-lines). Each copy goes
+through its subscriber's :class:`~mediaserver.sfu.pacer.Pacer`: it leaves at once when the
+pacer has no backlog and budget for it (the fast path), else it waits in that subscriber's
+bounded drop-oldest queue, so one slow subscriber never delays the others on the shared
+socket. A subscriber is paced at 2.5x the capacity its feedback vouches for
+(:attr:`~mediaserver.sfu.controller.DownlinkController.capacity`: the estimate with
+server-side adaption, else its own REMB), not at all without one. One loop timer
+(:meth:`MediaServer.drain`, armed only while a pacer holds packets) protects and sends
+what the pacers release. NACK answers and probes go through the pacer too; audio and RTCP
+bypass it (small and latency-critical).
 """
 
 from __future__ import annotations
@@ -646,9 +658,9 @@ class MediaServer:
     # -- pacing (mediaserver.sfu.pacer) ---------------------------------------------------
 
     def _pace(self, downlink: _Downlink, bwe: DownlinkController, now: float) -> None:
-        """Follow the subscriber's downlink estimate with its pacing rate (new feedback)."""
+        """Follow the subscriber's downlink capacity with its pacing rate (new feedback)."""
         pacer = downlink.pacer
-        rate = pacing_rate(bwe.estimate)
+        rate = pacing_rate(bwe.capacity)
         if rate != pacer.rate:
             pacer.set_rate(rate)
             if pacer.backlog:

@@ -194,6 +194,26 @@ class DownlinkController:
             return self._remb
         return None
 
+    @property
+    def remb(self) -> int | None:
+        """The subscriber's latest REMB in bits/s, or None before any."""
+        return self._remb if self.remb_count else None
+
+    @property
+    def capacity(self) -> int | None:
+        """What the subscriber's path is known to take, bits/s, or None: the pacing input
+        (:func:`mediaserver.sfu.pacer.pacing_rate`).
+
+        With server-side adaption the estimate: probes keep it honest. Without, only the
+        subscriber's own REMB: the server does not probe then, so its transport-cc estimate
+        stays near what it happens to send (at most 1.5 x what was acknowledged) and says
+        nothing about a higher rate the subscriber switches to; pacing at it would drop
+        the new stream's packets, and each drop, reported lost, would lower it further.
+        """
+        if self.adaptive:
+            return self.estimate
+        return self.remb
+
     # -- server-side adaption --------------------------------------------------------------
 
     def choose(

@@ -34,10 +34,12 @@ Rules of this file:
   can still repair it; its transport-wide number is reported lost, which is a fair
   congestion signal (our egress could not keep up).
 * Rate policy (:func:`pacing_rate`): :data:`PACE_FACTOR` x the subscriber's downlink
-  estimate (libwebrtc paces at 2.5 x its target rate by default,
-  ``GoogCcNetworkController`` ``pacing_factor``), at least :data:`PACE_FLOOR`; a
-  subscriber without an estimate (no transport-cc feedback, no REMB) is not paced, as
-  before pacing existed: nothing tells the server what its path takes.
+  capacity (libwebrtc paces at 2.5 x its target rate by default,
+  ``GoogCcNetworkController`` ``pacing_factor``), at least :data:`PACE_FLOOR`. The
+  capacity is :attr:`~mediaserver.sfu.controller.DownlinkController.capacity`: the
+  transport-cc/REMB estimate when server-side adaption probes the link, else only the
+  subscriber's own REMB. A subscriber without one is not paced, as before pacing
+  existed: nothing tells the server what its path takes.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ MAX_WAIT = 0.3
 
 
 def pacing_rate(estimate: int | None) -> int:
-    """The pacing rate in bits/s for a downlink estimate in bits/s; 0 (not paced) for None."""
+    """The pacing rate in bits/s for a downlink capacity in bits/s; 0 (not paced) for None."""
     if estimate is None:
         return 0
     return max(PACE_FLOOR, int(PACE_FACTOR * estimate))
