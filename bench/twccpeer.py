@@ -6,7 +6,9 @@ feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01). It decrypts the v
 receives, notes each packet's transport-wide number and arrival time, reads the picture
 size of every VP8 keyframe (RFC 6386 §9.1), and every 100 ms sends transport-cc feedback.
 ``report_loss`` makes the feedback report that fraction of packets as lost, which is how a
-test presents a constrained downlink to the server without shaping the network.
+test presents a constrained downlink to the server without shaping the network; with
+``transport_cc=False`` it offers neither and reports its downlink with :meth:`send_remb`
+instead (draft-alvestrand-rmcat-remb-03), as a REMB-only receiver does.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 from bench.litepeer import LitePeer
 from mediacodecs import vp8
 from mediaserver.errors import MalformedPacket
-from mediaserver.rtp.packet import peek_extension, peek_payload_offset
-from mediaserver.rtp.rtcp import RtcpTransportCc
+from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
+from mediaserver.rtp.rtcp import RtcpRemb, RtcpTransportCc
 
 __all__ = ["TWCC_EXT", "TwccSubscriber"]
 
@@ -43,9 +45,14 @@ class TwccSubscriber(LitePeer):
         pictures: (picture id, TL0PICIDX) of each VP8 picture received, in order (RFC 7741
             §4.2; -1 when absent).
         feedback_sent: transport-cc feedback packets sent.
+        sequence_gaps: RTP sequence numbers skipped on the video SSRCs (a late packet
+            fills its gap back): the packets that never arrived.
+        transport_cc: offer transport-cc and send its feedback (False: neither).
     """
 
     report_loss: float = 0.0
+    transport_cc: bool = True
+    sequence_gaps: int = 0
     video_packets: int = 0
     stamped: int = 0
     padding: int = 0
@@ -58,8 +65,11 @@ class TwccSubscriber(LitePeer):
         self._arrivals: dict[int, float] = {}
         self._reported = 0
         self._feedback_ssrc = secrets.randbits(32) or 1
+        self._highest: dict[int, int] = {}
 
     def offer(self) -> str:
+        if not self.transport_cc:
+            return super().offer()
         extension = f"a=extmap:{TWCC_EXT} {_TWCC_URI}\r\n"
         feedback = "a=rtcp-fb:96 transport-cc\r\n"
         sections = super().offer().split("m=video")
@@ -72,7 +82,17 @@ class TwccSubscriber(LitePeer):
 
     async def connect(self, answer: str, timeout: float = 15.0) -> None:
         await super().connect(answer, timeout)
-        self._tasks.append(asyncio.create_task(self._feedback_loop()))
+        if self.transport_cc:
+            self._tasks.append(asyncio.create_task(self._feedback_loop()))
+
+    def send_remb(self, bitrate: int) -> bool:
+        """Report a downlink of ``bitrate`` bits/s with an RTCP REMB for the video SSRCs
+        received so far (draft-alvestrand-rmcat-remb-03 §2.2); False before DTLS is up."""
+        if self._srtp is None or self._transport is None or self._remote is None:
+            return False
+        remb = RtcpRemb.from_bitrate(self._feedback_ssrc, bitrate, sorted(self._highest))
+        self._transport.sendto(self._srtp.protect_rtcp(remb.serialize()), self._remote.address)
+        return True
 
     def datagram_received(self, data: bytes, addr: object) -> None:
         remote = self._remote
@@ -93,6 +113,17 @@ class TwccSubscriber(LitePeer):
 
     def _receive_video(self, packet: bytes, now: float) -> None:
         self.video_packets += 1
+        _, _, seq, _, ssrc = peek_header(packet)
+        highest = self._highest.get(ssrc)
+        if highest is None:
+            self._highest[ssrc] = seq
+        else:
+            step = (seq - highest) & 0xFFFF
+            if 0 < step < 0x8000:
+                self.sequence_gaps += step - 1
+                self._highest[ssrc] = seq
+            elif step:
+                self.sequence_gaps -= 1  # late: it fills a gap counted before
         if packet[0] & 0x20 and len(packet) - packet[-1] <= peek_payload_offset(packet):
             self.padding += 1  # RFC 3550 §5.1: nothing but padding
         else:

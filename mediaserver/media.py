@@ -11,6 +11,18 @@ one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks, i
 when its offer asked for stereo; silence included, never a gap
 (chime-signaling-protocol.md §6.3). About five times a second the
 mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
+
+Video: each uplink camera packet is split once and copied per subscribed m-line
+(:meth:`MediaServer._fan_out` over an immutable snapshot of the m-lines). Each copy goes
+through its subscriber's :class:`~mediaserver.sfu.pacer.Pacer`: it leaves at once when the
+pacer has no backlog and budget for it (the fast path), else it waits in that subscriber's
+bounded drop-oldest queue, so one slow subscriber never delays the others on the shared
+socket. A subscriber is paced at 2.5x the capacity its feedback vouches for
+(:attr:`~mediaserver.sfu.controller.DownlinkController.capacity`: the estimate with
+server-side adaption, else its own REMB), not at all without one. One loop timer
+(:meth:`MediaServer.drain`, armed only while a pacer holds packets) protects and sends
+what the pacers release. NACK answers and probes go through the pacer too; audio and RTCP
+bypass it (small and latency-critical).
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ from mediaserver.rtp.rtcp import (
 from mediaserver.sfu import rtx
 from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.pacer import Pacer, pacing_rate
 from mediaserver.sfu.twcc import stamp
 from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
@@ -108,6 +121,9 @@ _RATE_SMOOTHING = 0.6
 LAYER_SILENCE = 1.2
 """Seconds without a packet after which a simulcast layer counts as turned off (a camera
 sends at least 15 frames/s; two measurements at 0.5 s, plus margin)."""
+DRAIN_INTERVAL = 0.005
+"""Seconds at least between two drains of the pacers (libwebrtc's pacer sends in bursts
+at least 5 ms apart, ``kDefaultMinPacketLimit``; the burst allowance covers 40 ms)."""
 
 LevelsListener = Callable[[str, MixMinusMixer, float], None]
 """Called with (meeting id, its mixer, now) when audio levels are due."""
@@ -149,6 +165,7 @@ class _Downlink:
         "mixer",
         "muted",
         "nacks",
+        "pacer",
         "peer",
         "receive_codecs",
         "repaired_rid_ext_id",
@@ -227,6 +244,8 @@ class _Downlink:
         """Published stream id → when its byte count last moved (measured twice a second)."""
         self.cap: UplinkCap | None = None
         """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
+        self.pacer = Pacer()
+        """The connection's video egress: paced at its downlink estimate once it has one."""
 
 
 class MediaServer:
@@ -263,6 +282,13 @@ class MediaServer:
         """Called with the CPU-bound duration of each audio tick (mixing and egress)."""
         self._ticker: asyncio.TimerHandle | None = None
         self._next_tick = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pacing: set[_Downlink] = set()
+        """Subscribers whose pacer holds packets; the drain timer is armed while any do."""
+        self._drainer: asyncio.TimerHandle | None = None
+        self._drain_at = 0.0
+        self._closed_pacers = [0, 0, 0]
+        """Pacer counters (dropped, expired, queued) of the connections closed so far."""
         self.ticks = 0
         self.late_ticks = 0
         self.malformed_rtp = 0
@@ -270,7 +296,7 @@ class MediaServer:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         sock = bind_socket(self.config.host, self.config.udp_port)
         await loop.create_datagram_endpoint(lambda: self.transport, sock=sock)
         self.transport.socket = sock
@@ -281,6 +307,9 @@ class MediaServer:
     def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._drainer is not None:
+            self._drainer.cancel()
+            self._drainer = None
         for member in list(self._downlinks):
             self.close(member)
         if self.transport.transport is not None:
@@ -413,12 +442,14 @@ class MediaServer:
         keyframe: bool | None,
         now: float,
     ) -> None:
-        """One copy of ``packet`` per subscribed m-line: renumbered, protected, sent.
+        """One copy of ``packet`` per subscribed m-line: renumbered, paced, protected, sent.
 
         The packet is split once (:func:`~mediaserver.video.prepare`); each copy costs one
-        header pack, one concatenation, SRTP and ``sendto``. ``outs`` is an immutable
-        snapshot, so a subscription changing meanwhile never disturbs the loop (style
-        guide §8).
+        header pack, one concatenation, the subscriber's :meth:`Pacer.offer
+        <mediaserver.sfu.pacer.Pacer.offer>`, SRTP and ``sendto``. A copy the pacer holds
+        leaves later from :meth:`drain`, so one slow subscriber never delays the others.
+        ``outs`` is an immutable snapshot, so a subscription changing meanwhile never
+        disturbs the loop (style guide §8).
         """
         prepared = prepare(packet)
         layered = publisher.camera_codec in _LAYERED_CODECS
@@ -467,11 +498,16 @@ class MediaServer:
                 if layered_copy is None:
                     continue
                 plain = layered_copy
-            data = srtp.protect_rtp(plain)
-            stats = peer.stats
-            stats.rtp_out += 1
-            stats.bytes_out += len(data)
-            sendto(data, address)
+            # The subscriber's pacer says whether the copy leaves now (the fast path: its
+            # queue is empty and its budget holds the copy) or waits for the drain timer.
+            if subscriber.pacer.offer(plain, now):
+                data = srtp.protect_rtp(plain)
+                stats = peer.stats
+                stats.rtp_out += 1
+                stats.bytes_out += len(data)
+                sendto(data, address)
+            elif subscriber not in self._pacing:
+                self._paced(subscriber, now)
             forwarded += 1
         self.video_forwarded += forwarded
 
@@ -601,10 +637,12 @@ class MediaServer:
             if isinstance(rtcp, RtcpTransportCc):
                 if downlink.bwe is not None:
                     downlink.bwe.receive_transport_cc(rtcp, now)
+                    self._pace(downlink, downlink.bwe, now)
                 continue
             if isinstance(rtcp, RtcpRemb):
                 if downlink.bwe is not None:
                     downlink.bwe.receive_remb(rtcp.bitrate)
+                    self._pace(downlink, downlink.bwe, now)
                 continue
             ssrcs: tuple[int, ...] = ()
             if isinstance(rtcp, RtcpPli):
@@ -631,7 +669,114 @@ class MediaServer:
                     packet = stamp(packet, bwe.ext_id, bwe.sequencer.next(now, len(packet)))
                 except MalformedPacket:
                     continue
-            self.transport.sendto(srtp.protect_rtp(packet), peer.address)
+            self._send_paced(subscriber, packet, now)
+
+    # -- pacing (mediaserver.sfu.pacer) ---------------------------------------------------
+
+    def _pace(self, downlink: _Downlink, bwe: DownlinkController, now: float) -> None:
+        """Follow the subscriber's downlink capacity with its pacing rate (new feedback)."""
+        pacer = downlink.pacer
+        rate = pacing_rate(bwe.capacity)
+        if rate != pacer.rate:
+            pacer.set_rate(rate)
+            if pacer.backlog:
+                self._paced(downlink, now)  # an earlier due time re-arms the timer
+
+    def _send_paced(self, downlink: _Downlink, packet: bytes, now: float) -> bool:
+        """Send an RTP packet to a subscriber through its pacer; True when it left now."""
+        peer = downlink.peer
+        srtp = peer.srtp
+        address = peer.address
+        if srtp is None or address is None:
+            return False
+        if not downlink.pacer.offer(packet, now):
+            if downlink not in self._pacing:
+                self._paced(downlink, now)
+            return False
+        data = srtp.protect_rtp(packet)
+        stats = peer.stats
+        stats.rtp_out += 1
+        stats.bytes_out += len(data)
+        self.transport.sendto(data, address)
+        return True
+
+    def _paced(self, downlink: _Downlink, now: float) -> None:
+        """The subscriber's pacer holds packets: make sure the drain timer covers it."""
+        self._pacing.add(downlink)
+        due = downlink.pacer.next_due(now)
+        if due is not None:
+            self._arm_drain(due, now)
+
+    def _arm_drain(self, due: float, now: float) -> None:
+        """One timer for all pacers, at the earliest due time (not within
+        :data:`DRAIN_INTERVAL` of now); a timer armed earlier already covers ``due``.
+        Without a running loop (:meth:`start` not called, as in unit tests) the caller
+        drains with :meth:`drain` itself."""
+        due = max(due, now + DRAIN_INTERVAL)
+        if self._drainer is not None:
+            if self._drain_at <= due:
+                return
+            self._drainer.cancel()
+            self._drainer = None
+        loop = self._loop
+        if loop is None:
+            return
+        self._drain_at = due
+        self._drainer = loop.call_later(due - now, self._on_drain_timer)
+
+    def _on_drain_timer(self) -> None:
+        self._drainer = None
+        self.drain(self.clock.monotonic())
+
+    def drain(self, now: float) -> None:
+        """Send what the pacers release at ``now`` (SRTP protect, ``sendto``) and re-arm the
+        drain timer while any pacer still holds packets."""
+        earliest: float | None = None
+        for downlink in list(self._pacing):
+            pacer = downlink.pacer
+            packets = pacer.due(now)
+            if packets:
+                self._send_released(downlink, packets, now)
+            due = pacer.next_due(now)
+            if due is None:
+                self._pacing.discard(downlink)
+            elif earliest is None or due < earliest:
+                earliest = due
+        if earliest is not None:
+            self._arm_drain(earliest, now)
+
+    def _send_released(self, downlink: _Downlink, packets: list[bytes], now: float) -> None:
+        peer = downlink.peer
+        srtp = peer.srtp
+        address = peer.address
+        if srtp is None or address is None:
+            downlink.pacer.expired += len(packets)  # never sent: counted, not lost silently
+            return
+        bwe = downlink.bwe
+        late = bwe.sent_late if bwe is not None and bwe.stamping else None
+        protect = srtp.protect_rtp
+        sendto = self.transport.sendto
+        stats = peer.stats
+        for packet in packets:
+            if late is not None:
+                late(packet, now)
+            data = protect(packet)
+            stats.rtp_out += 1
+            stats.bytes_out += len(data)
+            sendto(data, address)
+
+    def pacer_totals(self) -> tuple[int, int, int, int]:
+        """The subscribers' pacers, live and closed: video packets (dropped from a full
+        queue, dropped after waiting too long, that had to wait at all, waiting now)."""
+        dropped, expired, queued = self._closed_pacers
+        backlog = 0
+        for downlink in self._downlinks.values():
+            pacer = downlink.pacer
+            dropped += pacer.dropped
+            expired += pacer.expired
+            queued += pacer.queued
+            backlog += pacer.backlog
+        return dropped, expired, queued, backlog
 
     def _send_nacks(self, now: float) -> None:
         """Ask publishers to resend what was lost on their uplink (RFC 4585 §6.2.1)."""
@@ -918,8 +1063,10 @@ class MediaServer:
     def _send_probes(self, now: float) -> None:
         """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):
         padding-only packets between frames on their m-lines, each with a transport-wide
-        number, paced on the 20 ms clock. (Duplicates of sent packets would not do: the
-        receiver's SRTP replay check drops them before its feedback sees them.)"""
+        number, spread on the 20 ms clock and through the subscriber's pacer, never while
+        media waits in it (libwebrtc pads only an empty pacer). (Duplicates of sent packets
+        would not do: the receiver's SRTP replay check drops them before its feedback sees
+        them.)"""
         for downlink in list(self._probing):
             bwe = downlink.bwe
             peer = downlink.peer
@@ -932,6 +1079,8 @@ class MediaServer:
                 continue
             if srtp is None or peer.address is None:
                 continue
+            if downlink.pacer.backlog:
+                continue  # media waits already: padding would only add to the queue
             budget = bwe.probe_budget(TICK)
             misses = 0
             while budget > 0 and misses < len(outs):
@@ -945,11 +1094,9 @@ class MediaServer:
                 packet = out.padding(extension, _PADDING_PACKET - 20, now)
                 budget -= len(packet)
                 bwe.probe_credit -= len(packet)
-                data = srtp.protect_rtp(packet)
-                peer.stats.rtp_out += 1
-                peer.stats.bytes_out += len(data)
-                self.transport.sendto(data, peer.address)
                 self.probe_packets += 1
+                if not self._send_paced(downlink, packet, now):
+                    break  # the pacer's budget is spent: probe again next tick
 
     def _video_cap(self, member: Member) -> int:
         """bits/s a sender may send: ``--max-video-kbps``, or Chime's limit (§4.5)."""
@@ -1180,6 +1327,13 @@ class MediaServer:
             return
         self.transport.remove_peer(downlink.peer)
         self._probing.discard(downlink)
+        self._pacing.discard(downlink)
+        pacer = downlink.pacer
+        pacer.clear()
+        closed = self._closed_pacers
+        closed[0] += pacer.dropped
+        closed[1] += pacer.expired
+        closed[2] += pacer.queued
         if downlink.cap is not None:
             self._cap_dropped_frames += downlink.cap.dropped_frames
         self.video.unpublish(downlink)

@@ -353,6 +353,19 @@ class MetricsCollector(Collector):
             dropped["dtls_not_running"] += peers.dtls_dropped
             dropped["dtls_application_data"] += peers.dtls_application_data
             dropped["over_bitrate_cap"] += media.cap_dropped_packets
+            paced_full, paced_stale, paced, backlog = media.pacer_totals()
+            dropped["egress_queue_full"] += paced_full
+            dropped["egress_stale"] += paced_stale
+            yield _counter(
+                "carillon_paced_packets",
+                "Video packets that waited in a subscriber's pacer instead of leaving at once.",
+                paced,
+            )
+            yield GaugeMetricFamily(
+                "carillon_pacer_backlog_packets",
+                "Video packets waiting in the subscribers' pacers.",
+                value=backlog,
+            )
             yield _counter(
                 "carillon_video_frames_dropped_over_cap",
                 "Uplink video frames dropped because the sender exceeded its bitrate cap.",

@@ -15,6 +15,10 @@ Data flow for one incoming video packet::
                                         ▼
              I/O shell: queue.packets_to_send() ─► SrtpContext.protect_rtp ─► sendto
 
+The server's own path (``mediaserver.media``) puts each copy through the subscriber's
+``Pacer`` instead (token bucket at 2.5x its downlink capacity, drop-oldest queue bounded
+in packets and time) and drains all pacers from one loop timer.
+
 Feedback from a subscriber: NACK ─► RetransmissionBuffer.receive_nack (RTX);
 transport-cc ─► TransportSequencer.receive_feedback ─► BandwidthEstimator ─► allocate ─►
 LayerSelector.set_target; PLI needs ─► KeyframeRequestThrottle.
@@ -43,6 +47,7 @@ from mediaserver.sfu.layers import (
 )
 from mediaserver.sfu.munger import SeqMunger
 from mediaserver.sfu.nack import NackGenerator
+from mediaserver.sfu.pacer import Pacer, pacing_rate
 from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
 from mediaserver.sfu.twcc import PacketResult, TransportSequencer
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
@@ -61,6 +66,7 @@ __all__ = [
     "LayerSelector",
     "NackGenerator",
     "NullSelector",
+    "Pacer",
     "PacketResult",
     "PacketView",
     "PacketViewParser",
@@ -78,5 +84,6 @@ __all__ = [
     "allocate",
     "apply",
     "fan_out",
+    "pacing_rate",
     "render",
 ]

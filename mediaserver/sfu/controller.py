@@ -30,7 +30,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mediaserver.errors import InvalidArgument
+from mediaserver.errors import InvalidArgument, MalformedPacket
+from mediaserver.rtp.packet import peek_extension_offset
 from mediaserver.rtp.rtcp import RtcpTransportCc
 from mediaserver.sfu.allocator import LayerOption, StreamDemand, allocate
 from mediaserver.sfu.bwe import BandwidthEstimator
@@ -151,6 +152,19 @@ class DownlinkController:
         """The extension block for the next packet sent at ``now`` (``size`` bytes)."""
         return self._pack(0xBEDE, 1, self._element, self._next_number(now, size))
 
+    def sent_late(self, packet: bytes, now: float) -> None:
+        """``packet`` (stamped by :meth:`extension` earlier) leaves only at ``now``: its
+        transport-wide record takes the real send time (the pacer held it)."""
+        if not self.stamping:
+            return
+        try:
+            found = peek_extension_offset(packet, self._element >> 4)
+        except MalformedPacket:
+            return
+        if found is not None and found[1] >= 2:
+            offset = found[0]
+            self.sequencer.sent_at((packet[offset] << 8) | packet[offset + 1], now)
+
     # -- feedback ------------------------------------------------------------------------
 
     def receive_transport_cc(self, feedback: RtcpTransportCc, now: float) -> None:
@@ -179,6 +193,26 @@ class DownlinkController:
         if self.remb_count:
             return self._remb
         return None
+
+    @property
+    def remb(self) -> int | None:
+        """The subscriber's latest REMB in bits/s, or None before any."""
+        return self._remb if self.remb_count else None
+
+    @property
+    def capacity(self) -> int | None:
+        """What the subscriber's path is known to take, bits/s, or None: the pacing input
+        (:func:`mediaserver.sfu.pacer.pacing_rate`).
+
+        With server-side adaption the estimate: probes keep it honest. Without, only the
+        subscriber's own REMB: the server does not probe then, so its transport-cc estimate
+        stays near what it happens to send (at most 1.5 x what was acknowledged) and says
+        nothing about a higher rate the subscriber switches to; pacing at it would drop
+        the new stream's packets, and each drop, reported lost, would lower it further.
+        """
+        if self.adaptive:
+            return self.estimate
+        return self.remb
 
     # -- server-side adaption --------------------------------------------------------------
 

@@ -83,6 +83,10 @@ class EgressQueue(Generic[T]):
         """Remove and return the oldest item, or None when empty."""
         return self._queue.popleft() if self._queue else None
 
+    def peek(self) -> T | None:
+        """The oldest item without removing it, or None when empty."""
+        return self._queue[0] if self._queue else None
+
     def packets_to_send(self) -> list[T]:
         """Remove and return every queued item, oldest first."""
         queue = self._queue

@@ -5,7 +5,10 @@ Rules of this file:
 * One :class:`TransportSequencer` per subscriber *connection* (transport-cc numbers all
   RTP packets of a transport, draft-holmer-rmcat-transport-wide-cc-extensions-01 §2).
   :meth:`TransportSequencer.next` hands out the next number and remembers the send time
-  and size in a ring (three list writes; no object per packet).
+  and size in a ring (three list writes; no object per packet). A packet that waits in
+  the subscriber's pacer gets its send time corrected when it leaves
+  (:meth:`TransportSequencer.sent_at`): the delay-based estimator must not read pacing
+  delay as network delay.
 * :meth:`TransportSequencer.receive_feedback` turns a subscriber's
   :class:`~mediaserver.rtp.rtcp.RtcpTransportCc` into :class:`PacketResult` values
   (send time, arrival time or None when lost, size) for the bandwidth estimator.
@@ -102,6 +105,16 @@ class TransportSequencer:
         self._sizes[i] = size
         self._sent += 1
         return ext & 0xFFFF
+
+    def sent_at(self, sequence_number: int, now: float) -> None:
+        """Correct the send time of a number handed out earlier: the packet left later
+        than it was numbered (it waited in the subscriber's pacer). A number no longer
+        remembered is ignored."""
+        last = self._next - 1
+        ext = last - ((last - sequence_number) & 0xFFFF)
+        i = ext & self._mask
+        if self._ext[i] == ext:
+            self._times[i] = now
 
     def receive_feedback(self, feedback: RtcpTransportCc) -> list[PacketResult]:
         """Match ``feedback`` to the packets sent; unknown numbers are skipped."""

@@ -13,11 +13,17 @@ from mediaserver.config import ServerConfig
 from mediaserver.events import EventBus
 from mediaserver.events.envelope import AttendeeInfo, MeetingInfo
 from mediaserver.gateway import SignalingGateway
+from mediaserver.gateway.room import Member
 from mediaserver.media import MediaServer
 from mediaserver.metrics import ApiCallStats, ApiMetricsMiddleware, Metrics, operation_of
 from mediaserver.registry import MeetingRegistry, SqliteStore
+from mediaserver.sfu.pacer import Pacer
 from mediaserver.transport.peer import PeerTransport
+from signaling.events import SubscribeReceived
+from signaling.messages import StreamServiceType
+from signaling.session import SignalingSession
 from tests.helpers.clock import FakeClock
+from tests.helpers.vectors import load
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 CHIME_SERVICE_METRICS = [
@@ -159,6 +165,40 @@ def test_hooks_for_the_mixer_and_the_sfu(world: World) -> None:
     assert value(samples, "carillon_mixer_tick_seconds_bucket", le="0.002") == 0
     assert value(samples, "carillon_forwarded_packets_total", kind="video") == 5
     assert value(samples, "carillon_dropped_packets_total", reason="egress_queue_full") == 2
+
+
+def test_pacer_drops_and_waits_are_counted_and_outlive_the_subscriber(world: World) -> None:
+    media = world.media
+    now = world.clock.monotonic()
+    session = SignalingSession(now=now, wall_clock=world.clock.wall, idle_timeout=None)
+    member = Member(session, "a-1", "alice", connected_at=now, last_activity=now)
+    event = SubscribeReceived(
+        duplex=StreamServiceType.DUPLEX, sdp_offer=load("sdp/aiortc_offer.sdp").decode(),
+        compressed_sdp_offer=None, send_streams=(), receive_stream_ids=(0, 0),
+        audio_host=None, audio_checkin=False, audio_muted=False,
+        video_subscription_configuration=(),
+    )  # fmt: skip
+    media.subscribe(member, event, now)
+    peer = member.app_data["peer"]
+    assert isinstance(peer, PeerTransport)
+    owner: Any = peer.owner
+    pacer = owner.pacer
+    assert isinstance(pacer, Pacer)
+    pacer.set_rate(100_000)  # a bucket of two 1500-byte packets, a queue of 256
+    sent = sum(pacer.offer(bytes(1500), now) for _ in range(300))
+    assert sent == 2
+    samples = world.scrape()
+    assert value(samples, "carillon_dropped_packets_total", reason="egress_queue_full") == 42
+    assert value(samples, "carillon_dropped_packets_total", reason="egress_stale") == 0
+    assert value(samples, "carillon_paced_packets_total") == 298
+    assert value(samples, "carillon_pacer_backlog_packets") == 256
+    # The subscriber leaves: what waited is dropped and counted, nothing goes backwards.
+    media.close(member)
+    samples = world.scrape()
+    assert value(samples, "carillon_dropped_packets_total", reason="egress_queue_full") == 42
+    assert value(samples, "carillon_dropped_packets_total", reason="egress_stale") == 256
+    assert value(samples, "carillon_paced_packets_total") == 298
+    assert value(samples, "carillon_pacer_backlog_packets") == 0
 
 
 def test_no_label_carries_a_meeting_or_attendee_id(world: World) -> None:

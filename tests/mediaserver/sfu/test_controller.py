@@ -203,6 +203,36 @@ def test_the_extension_block_numbers_packets_in_the_rewritten_header() -> None:
     assert not controller.stamping
 
 
+def test_the_capacity_is_the_estimate_with_adaption_else_only_the_remb() -> None:
+    controller = DownlinkController(5)
+    assert controller.capacity is None and controller.remb is None
+    controller.receive_remb(300_000)
+    assert controller.capacity == controller.remb == 300_000
+    controller.receive_remb(2_000_000)
+    assert controller.capacity == 2_000_000
+    adaptive = DownlinkController(5, adaptive=True)
+    assert adaptive.capacity is None
+    adaptive.receive_remb(400_000)
+    assert adaptive.capacity == adaptive.estimate == 400_000
+
+
+def test_a_packet_that_waited_in_the_pacer_gets_its_real_send_time() -> None:
+    controller = DownlinkController(5)
+    out = OutStream(subscriber=object(), mid="2", ssrc=7, payload_type=96)
+    source = RtpPacket(payload_type=100, sequence_number=9, ssrc=1, payload=b"f").serialize()
+    packet = out.forward(source, 1.0, controller.extension(1.0, 99))
+    controller.sent_late(packet, 1.2)
+    controller.sent_late(b"\x80\x60" + bytes(10), 1.3)  # no extension: ignored
+    controller.sent_late(b"\x90\x60" + bytes(10), 1.3)  # truncated: ignored
+    fb = RtcpTransportCc.build(1, 2, 0, reference_time=1, feedback_packet_count=0, deltas=[4])
+    (result,) = controller.sequencer.receive_feedback(fb)
+    assert result.send_time == 1.2
+    controller.set_extension(None)
+    controller.sent_late(packet, 5.0)  # not stamping: nothing to correct
+    (result,) = controller.sequencer.receive_feedback(fb)
+    assert result.send_time == 1.2
+
+
 @given(st.integers(min_value=0, max_value=(1 << 40)))
 def test_remb_bitrates_survive_the_wire_within_the_mantissa(bitrate: int) -> None:
     wire = RtcpRemb.from_bitrate(1, bitrate, [2, 3]).serialize()

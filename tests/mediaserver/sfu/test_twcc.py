@@ -34,6 +34,19 @@ def test_feedback_for_unknown_numbers_is_skipped() -> None:
         TransportSequencer(10)
 
 
+def test_a_send_time_is_corrected_when_a_paced_packet_leaves_later() -> None:
+    t = TransportSequencer(16, initial_sequence_number=65535)
+    first, second = t.next(1.0, 500), t.next(1.0, 500)
+    assert (first, second) == (65535, 0)
+    t.sent_at(second, 1.25)  # across the 16-bit wrap
+    t.sent_at(first, 1.5)
+    t.sent_at(7, 9.0)  # never handed out: ignored
+    fb = RtcpTransportCc.build(1, 2, 65535, reference_time=10, feedback_packet_count=0,
+                               deltas=[4, 4])  # fmt: skip
+    results = t.receive_feedback(fb)
+    assert [r.send_time for r in results] == [1.5, 1.25]
+
+
 def test_stamp_rewrites_the_transport_wide_number() -> None:
     data = RtpPacket(payload_type=96, extensions={3: b"\x00\x07"}, payload=b"p").serialize()
     stamped = stamp(data, 3, 0x1234)
