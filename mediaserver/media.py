@@ -1044,21 +1044,30 @@ class MediaServer:
             self._probing.add(downlink)
         else:
             self._probing.discard(downlink)
+        publishers = self.video.publishers
         for mid, stream_id in chosen.items():
             line = bwe.lines[mid]
+            if line.server_paused and publishers.get(line.paused_stream_id) is not publishers.get(
+                line.stream_id
+            ):
+                # The client moved a paused m-line to another source: the tile it shows
+                # paused is not on this m-line any more (§4.6 group ids name sources).
+                line.server_paused = False
+                resumed.append(line.paused_stream_id)
             if not stream_id and not line.server_paused:
                 line.server_paused = True
+                line.paused_stream_id = line.stream_id
                 paused.append(line.stream_id)
             elif stream_id and line.server_paused:
                 line.server_paused = False
-                resumed.append(line.stream_id)
+                resumed.append(line.paused_stream_id)
             if stream_id != current[mid]:
                 self.video.select(downlink, mid, stream_id, now)
         if self.on_video_paused is not None:
-            if paused:
-                self.on_video_paused(downlink.member, paused, True)
             if resumed:
                 self.on_video_paused(downlink.member, resumed, False)
+            if paused:
+                self.on_video_paused(downlink.member, paused, True)
 
     def _send_probes(self, now: float) -> None:
         """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):

@@ -81,6 +81,8 @@ class LinePreference:
         target_bitrate: the client's ``target_bitrate_kbps`` in bits/s, or None.
         client_paused: the client paused this tile itself (C→S PAUSE).
         server_paused: the server paused it for lack of bandwidth (S→C PAUSE, §4.6).
+        paused_stream_id: the stream named in that PAUSE (its group is the tile the
+            client shows paused), kept for the RESUME even if the m-line changed source.
     """
 
     stream_id: int
@@ -88,6 +90,7 @@ class LinePreference:
     target_bitrate: int | None = None
     client_paused: bool = False
     server_paused: bool = False
+    paused_stream_id: int = 0
 
 
 class DownlinkController:

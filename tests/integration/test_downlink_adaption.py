@@ -223,3 +223,52 @@ async def test_the_server_moves_a_subscriber_between_layers_by_its_estimate(
         await publisher.close()
         await viewer.close()
         await peer.close()
+
+
+async def test_a_paused_m_line_moved_to_another_source_resumes_the_old_group(
+    chime: Any, server: ServerProcess
+) -> None:
+    """S→C PAUSE names the source's group (§4.6). A client that moves a paused m-line to
+    another camera gets RESUME for the group it no longer receives there, and the new
+    source is paused under its own group while the downlink stays starved."""
+    meeting = chime.create_meeting(
+        ClientRequestToken=str(uuid.uuid4()), MediaRegion="us-east-1", ExternalMeetingId="move"
+    )
+    meeting_id = meeting["Meeting"]["MeetingId"]
+    people = [
+        chime.create_attendee(MeetingId=meeting_id, ExternalUserId=name)
+        for name in ("camera-1", "camera-2", "viewer")
+    ]
+    cameras = [SimulcastPublisher(DtlsCertificate.generate(), noise=True) for _ in range(2)]
+    publishers = [SignalingClient(meeting, p) for p in people[:2]]
+    viewer = SignalingClient(meeting, people[2], server_side_adaption=True)
+    peer = ChimePeer(None, receive_videos=1)
+    try:
+        for client in (*publishers, viewer):
+            await client.connect(T)
+            await client.join(T)
+        his = [(await cam.publish(client))[1][1] for cam, client in zip(cameras, publishers)]
+        await viewer.wait_for(lambda c: len(c.index_sources) == 4, T, "both cameras")
+        group_of = {s.stream_id: s.group_id for s in viewer.index_sources}
+        first, second = group_of[his[0]], group_of[his[1]]
+        assert first != second
+        answer = await viewer.subscribe(await peer.create_offer(), receive_stream_ids=[0, his[0]])
+        await peer.set_answer(answer.sdp_answer)
+        await _report_until(peer, None, _decoding(peer, HI, 10), "the first camera")
+        await _report_until(peer, STARVED, lambda: first in viewer.paused_groups, "PAUSE")
+
+        # Still starved, the client moves the m-line to the second camera.
+        await viewer.update_remote_video("2", his[1])
+        await _report_until(
+            peer,
+            STARVED,
+            lambda: first not in viewer.paused_groups and second in viewer.paused_groups,
+            "RESUME of the first camera's group, PAUSE of the second's",
+        )
+        assert viewer.pause_log == [(first, True), (first, False), (second, True)]
+    finally:
+        for camera in cameras:
+            camera.close()
+        for client in (*publishers, viewer):
+            await client.close()
+        await peer.close()
