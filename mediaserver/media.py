@@ -73,6 +73,7 @@ from mediaserver.transport.ice import IceLiteAgent
 from mediaserver.transport.peer import PeerTransport
 from mediaserver.transport.sdp import (
     DEFAULT_CAMERA_CODECS,
+    DEFAULT_VIDEO_FEEDBACK,
     DEPENDENCY_DESCRIPTOR_URI,
     AnswerParams,
     MediaSection,
@@ -118,6 +119,8 @@ _PADDING_PACKET = 275
 """Bytes of one probe: RTP header, transport-wide number, 255 octets of padding."""
 _RATE_SMOOTHING = 0.6
 """Weight of the previous layer bitrate in the per-publisher moving average."""
+_REMB_FEEDBACK = tuple(f for f in DEFAULT_VIDEO_FEEDBACK if f != "transport-cc")
+"""Downlink video feedback for clients that estimate their downlink themselves (REMB)."""
 LAYER_SILENCE = 1.2
 """Seconds without a packet after which a simulcast layer counts as turned off (a camera
 sends at least 15 frames/s; two measurements at 0.5 s, plus margin)."""
@@ -863,6 +866,7 @@ class MediaServer:
                 session_version=downlink.answers,
                 mirror_simulcast=True,
                 camera_codecs=camera_codecs,
+                downlink_video_feedback=_REMB_FEEDBACK if member.client_side_adaption else None,
             ),
         )
         if plan.audio_payload_type is not None:
@@ -1158,6 +1162,24 @@ class MediaServer:
             downlink = self._downlinks.get(member)
             if downlink is not None:
                 found.update(_heard_streams(downlink, now))
+        return frozenset(found)
+
+    def silent_layers(self, members: Sequence[Member], now: float) -> frozenset[int]:
+        """Simulcast layers of ``members`` that sent and then went silent for
+        :data:`LAYER_SILENCE` seconds: their sender turned them off (Chromium does when a
+        third attendee joins, DefaultSimulcastUplinkPolicy). A source whose layers all went
+        silent is left alone (its camera stalled; nothing was turned off)."""
+        found: set[int] = set()
+        for member in members:
+            downlink = self._downlinks.get(member)
+            if downlink is None or len(downlink.rid_streams) < 2:
+                continue
+            heard = _heard_streams(downlink, now)
+            if heard:
+                ever = downlink.layer_heard_at
+                found.update(
+                    s for s in downlink.rid_streams.values() if s in ever and s not in heard
+                )
         return frozenset(found)
 
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:

@@ -101,6 +101,12 @@ class Member:
     server_side_adaption: bool = False
     """JOIN_ACK turned server-side video quality adaption on (§3.2): the server picks this
     member's layers from its downlink estimate and may PAUSE/RESUME its video groups."""
+    client_side_adaption: bool = False
+    """The client adapts its own downlink: its JOIN listed server-side adaption modes (a
+    VideoPriorityBasedPolicy) but JOIN_ACK granted none. It reads the browser's
+    ``availableIncomingBitrate``, which only receive-side estimation (REMB) provides, so
+    its downlink m-lines negotiate REMB without transport-cc (amazon-chime-sdk-js
+    MonitorTask: TWCC goes with server-side adaption)."""
     app_data: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -155,6 +161,8 @@ class MeetingRoom:
         self.bitrates_sent_at = 0.0
         self.bitrates_streams: frozenset[int] = frozenset()
         """The streams sending when BITRATES was last sent (a change sends it early)."""
+        self.silent_layers: frozenset[int] = frozenset()
+        """Simulcast layers their sender turned off: left out of INDEX until they send."""
         """AUDIO_METADATA rounds sent (the own-strength frames go every fifth)."""
         self._next_group_id = 1
         """Seconds of silence before a drop (:data:`DROP_AFTER` unless configured)."""
@@ -347,6 +355,16 @@ class MeetingRoom:
         if member.joined and self.codec_intersection() != before:
             self._send_index_to_all()
 
+    def set_silent_layers(self, silent: frozenset[int]) -> None:
+        """The simulcast layers whose sender turned them off (the media plane heard them,
+        then nothing). INDEX leaves them out, and a change goes to everyone in a complete
+        INDEX (§3.2: "a simulcast layer is enabled or disabled"): a client choosing its own
+        layers moves off one that stopped, as it reads only INDEX for what exists."""
+        if silent == self.silent_layers:
+            return
+        self.silent_layers = silent
+        self._send_index_to_all()
+
     def _send_index(
         self,
         member: Member,
@@ -355,10 +373,11 @@ class MeetingRoom:
         codecs: tuple[VideoCodec, ...] | None = None,
     ) -> None:
         """A complete INDEX for ``member`` (§3.2): every video source but its own."""
+        silent = self.silent_layers
         sources = [
             src.descriptor
             for src in self.video_sources.values()
-            if src.member.attendee_id != member.attendee_id
+            if src.member.attendee_id != member.attendee_id and src.stream_id not in silent
         ]
         if participants is None:
             participants = max(1, len(self.present()))

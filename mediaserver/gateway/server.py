@@ -167,6 +167,10 @@ class MediaBackend(Protocol):
         """The video streams of these members that are sending now."""
         ...
 
+    def silent_layers(self, members: Sequence[Member], now: float) -> frozenset[int]:
+        """Simulcast layers of these members that sent, then stopped (turned off)."""
+        ...
+
     def stream_bitrates(self, members: Sequence[Member], now: float) -> dict[int, int]:
         """Average bits/s of each video stream these members published since the last call."""
         ...
@@ -349,6 +353,7 @@ class SignalingGateway:
                         member.last_activity = seen
             room.handle_timer(now)
             if self.media is not None:
+                room.set_silent_layers(self.media.silent_layers(room.members, now))
                 self._maybe_send_bitrates(room, self.media, now)
             self._flush_room(room)
             if room.empty:
@@ -365,6 +370,9 @@ class SignalingGateway:
         room.bitrates_sent_at = now
         room.bitrates_streams = sending
         rates = media.stream_bitrates(room.members, now)
+        logger.debug(
+            "meeting %s: BITRATES %s (sending %s)", room.meeting_id, rates, sorted(sending)
+        )
         if rates:
             room.send_bitrates(rates, media.downlink_estimate)
 
@@ -566,6 +574,9 @@ class SignalingGateway:
                 now,
                 self.clock.wall(),
                 server_side_adaption=adaption,
+            )
+            member.client_side_adaption = not adaption and bool(
+                event.supported_server_side_network_adaptions
             )
         elif isinstance(event, SubscribeReceived):
             self._subscribe(connection, member, room, event, now)

@@ -1026,6 +1026,9 @@ class AnswerParams:
             ``a=simulcast:recv`` (RFC 8853).
         header_extensions: the header extension URIs we accept when offered.
         video_feedback: RTCP feedback kept on video codecs when offered.
+        downlink_video_feedback: RTCP feedback kept on the m-lines we send video on, or
+            None for ``video_feedback``. Without ``transport-cc`` there, those m-lines
+            also drop the transport-wide sequence number extension.
         audio_feedback: RTCP feedback kept on Opus when offered.
         use_rtx: keep RTX for the camera codecs and, when ``rtx_ssrc`` is set, downlinks.
         extmap_allow_mixed: echo ``a=extmap-allow-mixed`` when offered (RFC 8285 §6).
@@ -1046,6 +1049,7 @@ class AnswerParams:
     mirror_simulcast: bool = False
     header_extensions: frozenset[str] = DEFAULT_HEADER_EXTENSIONS
     video_feedback: tuple[str, ...] = DEFAULT_VIDEO_FEEDBACK
+    downlink_video_feedback: tuple[str, ...] | None = None
     audio_feedback: tuple[str, ...] = DEFAULT_AUDIO_FEEDBACK
     use_rtx: bool = True
     extmap_allow_mixed: bool = False
@@ -1481,8 +1485,13 @@ def _plan_video_send(section: MediaSection, params: AnswerParams) -> SectionAnsw
         if extra is not None and all(extra is not c for c in primaries):
             primaries.append(extra)
     extmaps = _keep_extensions(section, params)
+    feedback = params.video_feedback
+    if params.downlink_video_feedback is not None:
+        feedback = params.downlink_video_feedback
+        if "transport-cc" not in feedback:
+            extmaps = {i: uri for i, uri in extmaps.items() if uri != TRANSPORT_CC_URI}
     use_rtx = params.use_rtx and assignment.rtx_ssrc is not None
-    codecs = _with_rtx(section, primaries, params.video_feedback, extmaps, use_rtx)
+    codecs = _with_rtx(section, primaries, feedback, extmaps, use_rtx)
     has_rtx = any(c.is_rtx for c in codecs)
     track = assignment.track_id or f"track_{section.mid}"
     return SectionAnswer(

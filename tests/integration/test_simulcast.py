@@ -124,7 +124,8 @@ async def test_picture_numbers_run_on_across_switches_and_a_stopped_layer_leaves
     """Each layer numbers its VP8 pictures from its own random start (like libwebrtc); the
     subscriber's m-line shows one picture id and TL0PICIDX sequence, +1 per picture, across
     two layer switches (a jump back freezes Chromium's decoder: mediaserver.sfu.picture_ids).
-    When the camera turns its high layer off, BITRATES stops listing it (§4.4)."""
+    When the camera turns its high layer off, BITRATES and INDEX stop listing it (§4.4,
+    §3.2), until it sends again."""
     meeting = chime.create_meeting(
         ClientRequestToken=str(uuid.uuid4()), MediaRegion="us-east-1", ExternalMeetingId="pid"
     )
@@ -184,6 +185,15 @@ async def test_picture_numbers_run_on_across_switches_and_a_stopped_layer_leaves
             ),
             T,
             "BITRATES without the stopped layer",
+        )
+        # INDEX leaves the layer out too (§3.2: a layer disabled), so a client choosing
+        # its own layers moves off it; it comes back when the layer sends again.
+        await viewer.wait_for(
+            lambda c: {s.stream_id for s in c.index_sources} == {low}, T, "INDEX without it"
+        )
+        camera.layers[1].active = True
+        await viewer.wait_for(
+            lambda c: {s.stream_id for s in c.index_sources} == {low, hi}, T, "INDEX with it"
         )
     finally:
         camera.close()

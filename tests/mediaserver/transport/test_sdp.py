@@ -1020,3 +1020,26 @@ async def test_aiortc_accepts_camera_and_two_downlinks() -> None:
         ("2", "recvonly"),
         ("3", "recvonly"),
     ]
+
+
+def test_downlink_m_lines_can_drop_transport_cc_for_a_client_estimating_its_downlink() -> None:
+    """A client that adapts its own downlink reads the browser's receive-side estimate,
+    which exists only without transport-cc: its recvonly m-lines get REMB and no
+    transport-wide extension; its camera m-line is answered as usual."""
+    offer = load_offer("chrome_simulcast_offer.sdp")
+    remb_only = ("nack", "nack pli", "ccm fir", "goog-remb")
+    params = make_params(offer, downlink_video_feedback=remb_only)
+    plan = plan_answer(offer, params)
+    downlinks = [s for s in plan.sections if s.role is SectionRole.VIDEO_SEND]
+    assert downlinks
+    for section in downlinks:
+        for codec in section.codecs:
+            if not codec.is_rtx:
+                assert "goog-remb" in codec.rtcp_fb and "transport-cc" not in codec.rtcp_fb
+        assert TRANSPORT_CC_URI not in section.extmaps.values()
+    # The camera m-line is answered as for everyone else.
+    assert plan.camera == plan_answer(offer, make_params(offer)).camera
+    text = build_answer(offer, params)
+    for lines in sections(text)[3:]:
+        assert not any("transport-wide-cc" in line for line in lines)
+        assert any(line.endswith(" goog-remb") for line in lines)
