@@ -357,13 +357,21 @@ class MeetingRoom:
 
     def set_silent_layers(self, silent: frozenset[int]) -> None:
         """The simulcast layers whose sender turned them off (the media plane heard them,
-        then nothing). INDEX leaves them out, and a change goes to everyone in a complete
-        INDEX (§3.2: "a simulcast layer is enabled or disabled"): a client choosing its own
-        layers moves off one that stopped, as it reads only INDEX for what exists."""
+        then nothing). INDEX leaves them out, and a change goes out in a complete INDEX
+        (§3.2: "a simulcast layer is enabled or disabled"): a client choosing its own
+        layers moves off one that stopped, as it reads only INDEX for what exists. Members
+        with server-side adaption keep every layer in their INDEX: the server picks their
+        layers, and a layer vanishing from INDEX makes the SDK drop that m-line's
+        subscription."""
         if silent == self.silent_layers:
             return
         self.silent_layers = silent
-        self._send_index_to_all()
+        participants = max(1, len(self.present()))
+        at_capacity = self.at_capacity
+        codecs = self.codec_intersection()
+        for other in self.live_members():
+            if not other.server_side_adaption:
+                self._send_index(other, participants, at_capacity, codecs)
 
     def _send_index(
         self,
@@ -373,7 +381,7 @@ class MeetingRoom:
         codecs: tuple[VideoCodec, ...] | None = None,
     ) -> None:
         """A complete INDEX for ``member`` (§3.2): every video source but its own."""
-        silent = self.silent_layers
+        silent = self.silent_layers if not member.server_side_adaption else frozenset()
         sources = [
             src.descriptor
             for src in self.video_sources.values()
