@@ -20,7 +20,7 @@ from bench.litepeer import LitePeer
 from mediacodecs import vp8
 from mediaserver.errors import MalformedPacket
 from mediaserver.rtp.packet import peek_extension, peek_payload_offset
-from mediaserver.rtp.rtcp import RtcpTransportCc
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 
 __all__ = ["TWCC_EXT", "TwccSubscriber"]
 
@@ -52,7 +52,7 @@ class TwccSubscriber(LitePeer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._arrivals: dict[int, float] = {}
+        self._feedback = TransportFeedbackGenerator()
         self._reported = 0
         self._feedback_ssrc = secrets.randbits(32) or 1
 
@@ -103,7 +103,11 @@ class TwccSubscriber(LitePeer):
         element = peek_extension(packet, TWCC_EXT)
         if element is not None and len(element) >= 2:
             self.stamped += 1
-            self._arrivals[int.from_bytes(element[:2], "big")] = now
+            # report_loss: every so many packets are left out, so feedback reports them lost.
+            self._reported += 1
+            loss = self.report_loss
+            if not loss or (self._reported * loss) % 1 >= loss:
+                self._feedback.receive(int.from_bytes(element[:2], "big"), now)
 
     async def _feedback_loop(self) -> None:
         while True:
@@ -112,34 +116,9 @@ class TwccSubscriber(LitePeer):
 
     def _send_feedback(self) -> None:
         """transport-cc feedback for what arrived since the last one (draft §3.1)."""
-        if not self._arrivals or self._srtp is None or self._transport is None:
+        if self._srtp is None or self._transport is None or self._remote is None:
             return
-        if self._remote is None:
-            return
-        arrivals, self._arrivals = self._arrivals, {}
-        # Numbers are 16-bit: order them around any one of them, across a wrap.
-        anchor = next(iter(arrivals))
-        offsets = {((s - anchor + 0x8000) & 0xFFFF) - 0x8000: s for s in arrivals}
-        first = offsets[min(offsets)]
-        count = max(offsets) - min(offsets) + 1
-        received = sorted(arrivals.values())
-        reference = int(received[0] / 0.064)
-        previous = reference * 0.064
-        deltas: list[int | None] = []
-        for k in range(count):
-            seq = (first + k) & 0xFFFF
-            arrival = arrivals.get(seq)
-            self._reported += 1
-            lose = self.report_loss and (self._reported * self.report_loss) % 1 < self.report_loss
-            if arrival is None or lose:
-                deltas.append(None)
-                continue
-            delta = max(-0x8000, min(0x7FFF, round((arrival - previous) / 0.00025)))
-            previous += delta * 0.00025
-            deltas.append(delta)
-        feedback = RtcpTransportCc.build(
-            self._feedback_ssrc, 0, first, reference & 0xFFFFFF, self.feedback_sent & 0xFF, deltas
-        )
-        self.feedback_sent += 1
-        data = self._srtp.protect_rtcp(feedback.serialize())
-        self._transport.sendto(data, self._remote.address)
+        for feedback in self._feedback.feedback(self._feedback_ssrc, 0):
+            self.feedback_sent += 1
+            data = self._srtp.protect_rtcp(feedback.serialize())
+            self._transport.sendto(data, self._remote.address)
