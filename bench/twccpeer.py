@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from bench.litepeer import LitePeer
 from mediacodecs import vp8
 from mediaserver.errors import MalformedPacket
+from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import peek_extension, peek_payload_offset
 from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 
@@ -27,7 +28,6 @@ __all__ = ["TWCC_EXT", "TwccSubscriber"]
 TWCC_EXT = 5
 """The extension id this peer offers for the transport-wide sequence number."""
 FEEDBACK_INTERVAL = 0.1
-_TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 @dataclass
@@ -57,7 +57,7 @@ class TwccSubscriber(LitePeer):
         self._feedback_ssrc = secrets.randbits(32) or 1
 
     def offer(self) -> str:
-        extension = f"a=extmap:{TWCC_EXT} {_TWCC_URI}\r\n"
+        extension = f"a=extmap:{TWCC_EXT} {TRANSPORT_CC_URI}\r\n"
         feedback = "a=rtcp-fb:96 transport-cc\r\n"
         sections = super().offer().split("m=video")
         for i in range(2, len(sections)):

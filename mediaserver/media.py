@@ -38,6 +38,7 @@ from mediaserver.keyframes import starts_keyframe
 from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
+    peek_extension_offset,
     peek_header,
     peek_sequence_number,
 )
@@ -53,6 +54,7 @@ from mediaserver.sfu import rtx
 from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.twcc import stamp
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
@@ -81,6 +83,7 @@ from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
 __all__ = [
     "ADAPT_EVERY_TICKS",
+    "FEEDBACK_EVERY_TICKS",
     "LEVEL_EVERY_TICKS",
     "TICK",
     "LevelsListener",
@@ -98,6 +101,9 @@ SENDER_REPORT_EVERY_TICKS = 50
 LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
+FEEDBACK_EVERY_TICKS = 3
+"""Transport-cc feedback to each publisher every 60 ms (draft-holmer-rmcat-transport-wide-
+cc-extensions-01 §3; libwebrtc's receivers send it every 50-250 ms)."""
 ADAPT_EVERY_TICKS = 25
 """Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
 _PADDING_PACKET = 275
@@ -155,6 +161,9 @@ class _Downlink:
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "uplink_feedback",
+        "uplink_media_ssrc",
+        "uplink_twcc_id",
         "video_formats",
         "video_rtx_ssrcs",
         "video_ssrcs",
@@ -220,6 +229,14 @@ class _Downlink:
         self.layer_sample: tuple[float, dict[int, int]] | None = None
         self.cap: UplinkCap | None = None
         """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
+        self.uplink_twcc_id: int | None = None
+        """The transport-wide sequence number extension id on what the member sends, when
+        its audio or camera m-line negotiated it with ``transport-cc`` feedback."""
+        self.uplink_feedback: TransportFeedbackGenerator | None = None
+        """Arrivals of the member's packets, for the transport-cc feedback it gets."""
+        self.uplink_media_ssrc = 0
+        """An SSRC the member sends (its offer's audio ``a=ssrc``), for the feedback's
+        media source field (libwebrtc hands feedback to the stream owning that SSRC)."""
 
 
 class MediaServer:
@@ -292,6 +309,8 @@ class MediaServer:
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
+        if self.ticks % FEEDBACK_EVERY_TICKS == 0:
+            self._send_uplink_feedback()
         if self.ticks % ADAPT_EVERY_TICKS == 0:
             self._adapt_layers(now)
             self._send_cap_rembs(now)
@@ -331,10 +350,22 @@ class MediaServer:
     # -- packets ----------------------------------------------------------------------------
 
     def _on_rtp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
-        """Uplink RTP after SRTP: Opus goes to the meeting's mixer, on bytes only."""
+        """Uplink RTP after SRTP: Opus goes to the meeting's mixer, on bytes only.
+
+        A packet with a transport-wide sequence number is first noted for the sender's
+        transport-cc feedback (sent from the tick)."""
         downlink = peer.owner
         if not isinstance(downlink, _Downlink) or len(packet) < 12:
             return
+        feedback = downlink.uplink_feedback
+        if feedback is not None and packet[0] & 0x10:
+            try:
+                found = peek_extension_offset(packet, downlink.uplink_twcc_id or 0)
+            except MalformedPacket:
+                found = None
+            if found is not None and found[1] >= 2:
+                at = found[0]
+                feedback.receive((packet[at] << 8) | packet[at + 1], now)
         payload_type = packet[1] & 0x7F
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
@@ -358,6 +389,20 @@ class MediaServer:
                 continue
             report = downlink.audio.sender_report(wall).serialize()
             self.transport.sendto(peer.srtp.protect_rtcp(report), peer.address)
+
+    def _send_uplink_feedback(self) -> None:
+        """Transport-cc feedback to every member whose packets carry transport-wide
+        numbers, for what arrived since the last one (draft-holmer-rmcat-transport-wide-
+        cc-extensions-01 §3.1), so that its send-side estimate can grow."""
+        sendto = self.transport.sendto
+        for downlink in self._downlinks.values():
+            generator = downlink.uplink_feedback
+            peer = downlink.peer
+            if generator is None or peer.srtp is None or peer.address is None:
+                continue
+            media_ssrc = downlink.uplink_media_ssrc or next(iter(downlink.stream_ssrcs.values()), 0)
+            for feedback in generator.feedback(downlink.audio.ssrc, media_ssrc):
+                sendto(peer.srtp.protect_rtcp(feedback.serialize()), peer.address)
 
     def _forward_video(
         self, publisher: _Downlink, packet: bytes, ssrc: int, seq: int, now: float
@@ -727,6 +772,7 @@ class MediaServer:
             else frozenset()
         )
         _negotiate_camera_rtx(downlink, camera)
+        _negotiate_uplink_feedback(downlink, plan.audio, camera)
         bwe = self._downlink_control(downlink, member, plan.video_send)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
@@ -788,13 +834,7 @@ class MediaServer:
         m-line negotiated both the extension and ``transport-cc`` feedback; REMB is read
         whenever the subscriber sends it.
         """
-        ext_id: int | None = None
-        for section in sections:
-            found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
-            feedback = section.codecs[0].rtcp_fb if section.codecs else ()
-            if found is not None and found <= 14 and "transport-cc" in feedback:
-                ext_id = found
-                break
+        ext_id = _transport_cc_id(sections)
         adaptive = member.server_side_adaption
         bwe = downlink.bwe
         if bwe is None:
@@ -1215,6 +1255,38 @@ def _negotiate_camera_rtx(downlink: _Downlink, camera: SectionAnswer | None) -> 
         for group in camera.offer.ssrc_groups
         if group.semantics == "FID" and len(group.ssrcs) == 2
     }
+
+
+def _transport_cc_id(sections: Sequence[SectionAnswer | None]) -> int | None:
+    """The transport-wide sequence number extension id of the first of ``sections`` that
+    negotiated both it and ``transport-cc`` feedback (one-byte ids only), or None."""
+    for section in sections:
+        if section is None:
+            continue
+        found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
+        feedback = section.codecs[0].rtcp_fb if section.codecs else ()
+        if found is not None and found <= 14 and "transport-cc" in feedback:
+            return found
+    return None
+
+
+def _negotiate_uplink_feedback(
+    downlink: _Downlink, audio: SectionAnswer | None, camera: SectionAnswer | None
+) -> None:
+    """Send the member transport-cc feedback when the m-lines it sends on negotiated it.
+
+    The generator survives renegotiation (the transport's numbering goes on)."""
+    ext_id = _transport_cc_id((audio, camera))
+    downlink.uplink_twcc_id = ext_id
+    if ext_id is None:
+        downlink.uplink_feedback = None
+        return
+    if downlink.uplink_feedback is None:
+        downlink.uplink_feedback = TransportFeedbackGenerator()
+    for section in (audio, camera):
+        if section is not None and section.offer.ssrcs:
+            downlink.uplink_media_ssrc = section.offer.ssrcs[0].ssrc
+            break
 
 
 def _meeting_id(member: Member) -> str:
