@@ -38,7 +38,6 @@ from mediaserver.keyframes import starts_keyframe
 from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
-    peek_extension_offset,
     peek_header,
     peek_sequence_number,
 )
@@ -358,14 +357,8 @@ class MediaServer:
         if not isinstance(downlink, _Downlink) or len(packet) < 12:
             return
         feedback = downlink.uplink_feedback
-        if feedback is not None and packet[0] & 0x10:
-            try:
-                found = peek_extension_offset(packet, downlink.uplink_twcc_id or 0)
-            except MalformedPacket:
-                found = None
-            if found is not None and found[1] >= 2:
-                at = found[0]
-                feedback.receive((packet[at] << 8) | packet[at + 1], now)
+        if feedback is not None:
+            feedback.receive_rtp(packet, downlink.uplink_twcc_id or 0, now)
         payload_type = packet[1] & 0x7F
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:

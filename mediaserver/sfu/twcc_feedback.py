@@ -10,7 +10,8 @@ Rules of this file:
 
 * :meth:`TransportFeedbackGenerator.receive` is on the per-packet path: it takes the
   16-bit number and the arrival time, unwraps the number and writes two ring slots (no
-  object per packet, O(1)).
+  object per packet, O(1)). :meth:`TransportFeedbackGenerator.receive_rtp` first finds
+  the number in a plain RTP packet's RFC 8285 block (a few byte reads).
 * :meth:`TransportFeedbackGenerator.feedback` runs on a timer (the server's tick, every
   few tens of milliseconds) and reports every number from the first one not yet reported
   to the newest one received (§3.1): received packets with their receive deltas, the rest
@@ -34,9 +35,18 @@ Rules of this file:
 
 from __future__ import annotations
 
-from mediaserver.errors import InvalidArgument
-from mediaserver.rtp.rtcp import RtcpTransportCc
-from mediaserver.rtp.seqnum import Unwrapper
+from itertools import compress
+from math import floor
+from operator import sub
+
+from mediaserver.errors import InvalidArgument, MalformedPacket
+from mediaserver.rtp.packet import peek_extension_offset
+from mediaserver.rtp.rtcp import (
+    TWCC_RECEIVED_LARGE_DELTA,
+    TWCC_RECEIVED_SMALL_DELTA,
+    RtcpTransportCc,
+)
+from mediaserver.rtp.seqnum import uint16_diff
 
 __all__ = ["MAX_FEEDBACK_BYTES", "TransportFeedbackGenerator"]
 
@@ -48,6 +58,7 @@ _REFERENCE_UNIT = 0.064
 """Reference time unit, seconds (§3.1: multiples of 64 ms)."""
 _DELTA_UNIT = 0.00025
 """Receive delta unit, seconds (§3.1.5: multiples of 250 µs)."""
+_DELTAS_PER_SECOND = 1 / _DELTA_UNIT
 _RUN_MIN = 14
 """Not-received runs at least this long are coded as run length chunks (§3.1.3)."""
 _RUN_MAX = 0x1FFF
@@ -80,7 +91,6 @@ class TransportFeedbackGenerator:
         "_max_rewind",
         "_start",
         "_times",
-        "_unwrap",
         "duplicates",
         "feedback_count",
         "late",
@@ -99,11 +109,11 @@ class TransportFeedbackGenerator:
         self._ext: list[int | None] = [None] * capacity
         """Per slot, the extended number recorded there (None: never)."""
         self._times = [0.0] * capacity
-        self._unwrap = Unwrapper(16).unwrap
         self._start: int | None = None
         """The first extended number not yet reported."""
         self._highest = 0
-        """The newest extended number received."""
+        """The newest extended number received (RFC 3550 A.1: extended numbers are
+        placed relative to it, so a reordered one from before a wrap stays below it)."""
         self.received = 0
         self.duplicates = 0
         self.late = 0
@@ -112,17 +122,20 @@ class TransportFeedbackGenerator:
     def receive(self, sequence_number: int, arrival_time: float) -> None:
         """Record transport-wide number ``sequence_number`` (16 bits) arriving at
         ``arrival_time`` (seconds, any monotonic clock)."""
-        ext = self._unwrap(sequence_number)
+        start = self._start
+        if start is None:
+            ext = self._start = self._highest = sequence_number
+        else:
+            highest = self._highest
+            ext = highest + uint16_diff(sequence_number, highest)
+            if ext > highest:
+                self._highest = ext
         i = ext & self._mask
         if self._ext[i] == ext:
             self.duplicates += 1
             return
-        start = self._start
-        if start is None:
-            self._start = self._highest = ext
-        elif ext > self._highest:
-            self._highest = ext
-        elif ext < start:
+        if start is not None and ext < start:
+            # Reported lost already: report it again, received, unless too old.
             if start - ext > self._max_rewind or self._highest - ext > self._mask:
                 self.late += 1
                 return
@@ -130,6 +143,20 @@ class TransportFeedbackGenerator:
         self._ext[i] = ext
         self._times[i] = arrival_time
         self.received += 1
+
+    def receive_rtp(self, packet: bytes, ext_id: int, arrival_time: float) -> None:
+        """Record ``packet`` (RTP after SRTP) if it carries element ``ext_id`` with a
+        transport-wide number (RFC 8285; draft §2); otherwise, or when its extension
+        block is malformed, do nothing."""
+        if not packet[0] & 0x10:
+            return
+        try:
+            found = peek_extension_offset(packet, ext_id)
+        except MalformedPacket:
+            return
+        if found is not None and found[1] >= 2:
+            at = found[0]
+            self.receive((packet[at] << 8) | packet[at + 1], arrival_time)
 
     def feedback(self, sender_ssrc: int, media_ssrc: int) -> list[RtcpTransportCc]:
         """Feedback for every number from the first unreported one to the newest received.
@@ -143,6 +170,56 @@ class TransportFeedbackGenerator:
             return []
         start = max(start, highest - self._mask)
         self._start = highest + 1
+        one = self._feedback_in_one(sender_ssrc, media_ssrc, start, highest)
+        if one is not None:
+            return [one]
+        return self._feedback_split(sender_ssrc, media_ssrc, start, highest)
+
+    def _feedback_in_one(
+        self, sender_ssrc: int, media_ssrc: int, start: int, highest: int
+    ) -> RtcpTransportCc | None:
+        """The usual case, in list operations: everything fits one packet (else None)."""
+        ring_ext = self._ext
+        times = self._times
+        mask = self._mask
+        numbers = range(start, highest + 1)
+        present = [ring_ext[e & mask] == e for e in numbers]
+        arrivals = [times[e & mask] for e in compress(numbers, present)]
+        reference = int(arrivals[0] // _REFERENCE_UNIT)
+        origin = reference * _REFERENCE_UNIT
+        # Each arrival on the 250 µs grid from the reference time; the deltas are the
+        # steps between them, so rounding errors do not add up (§3.1.5).
+        ticks = list(map(floor, [(a - origin) * _DELTAS_PER_SECOND + 0.5 for a in arrivals]))
+        deltas = [ticks[0], *map(sub, ticks[1:], ticks)]
+        low, high = min(deltas), max(deltas)
+        if low < -0x8000 or high > 0x7FFF:
+            return None
+        if low >= 0 and high <= 0xFF:
+            large = 0
+            statuses = list(map(int, present))  # True: TWCC_RECEIVED_SMALL_DELTA
+        else:
+            kinds = [
+                TWCC_RECEIVED_SMALL_DELTA if 0 <= d <= 0xFF else TWCC_RECEIVED_LARGE_DELTA
+                for d in deltas
+            ]
+            large = kinds.count(TWCC_RECEIVED_LARGE_DELTA)
+            received = iter(kinds)
+            statuses = [next(received) if p else 0 for p in present]
+        size = _FIXED_BYTES + len(deltas) + large + 2 * (-(-len(present) // 7) + 1)
+        if size > MAX_FEEDBACK_BYTES:
+            return None
+        count = self.feedback_count
+        self.feedback_count = count + 1
+        return RtcpTransportCc.from_statuses(
+            sender_ssrc, media_ssrc, start & 0xFFFF, reference & 0xFFFFFF, count & 0xFF,
+            statuses, deltas,
+        )  # fmt: skip
+
+    def _feedback_split(
+        self, sender_ssrc: int, media_ssrc: int, start: int, highest: int
+    ) -> list[RtcpTransportCc]:
+        """The general case, number by number: cut where a delta does not fit 16 bits or
+        the packet would grow past :data:`MAX_FEEDBACK_BYTES`."""
         ring_ext = self._ext
         times = self._times
         mask = self._mask

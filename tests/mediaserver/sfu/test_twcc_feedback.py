@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from mediaserver.errors import InvalidArgument
+from mediaserver.rtp.packet import RtpPacket
 from mediaserver.rtp.rtcp import (
     TWCC_NOT_RECEIVED,
     TWCC_RECEIVED_LARGE_DELTA,
@@ -246,3 +247,15 @@ def test_feedback_rounds_cover_every_number_once(
             assert arrival is None
         else:
             assert arrival == pytest.approx(want, abs=ROUNDING)
+
+
+def test_receive_rtp_reads_the_number_from_the_extension_block() -> None:
+    g = TransportFeedbackGenerator()
+    with_number = RtpPacket(payload_type=96, extensions={5: b"\x01\x02"}, payload=b"p")
+    g.receive_rtp(with_number.serialize(), 5, 1.0)
+    g.receive_rtp(with_number.serialize(), 6, 1.0)  # another id: not recorded
+    g.receive_rtp(RtpPacket(payload_type=96, payload=b"p").serialize(), 5, 1.0)
+    g.receive_rtp(with_number.serialize()[:14], 5, 1.0)  # truncated block: skipped
+    assert g.received == 1
+    (fb,) = g.feedback(1, 2)
+    assert (fb.base_sequence, fb.packet_status_count) == (0x0102, 1)
