@@ -253,6 +253,8 @@ class MediaServer:
         self.video_forwarded = 0
         self.video_repaired = 0
         """Publisher RTX packets unwrapped and forwarded as the packets they repair."""
+        self.rtx_duplicates = 0
+        """Publisher RTX packets for packets that had arrived (probes), not forwarded."""
         self._downlinks: dict[Member, _Downlink] = {}
         self._mixers: dict[str, MixMinusMixer] = {}
         """One mixer per meeting id."""
@@ -501,7 +503,8 @@ class MediaServer:
         self, publisher: _Downlink, packet: bytes, payload_type: int, rtx_ssrc: int, now: float
     ) -> None:
         """A publisher's RTX packet (answering our NACK, RFC 4588 §4) is unwrapped and
-        forwarded as the packet it repairs, filling the gap; padding-only probes end here."""
+        forwarded as the packet it repairs, filling the gap; probes end here (padding-only,
+        or a retransmission of a packet that arrived)."""
         media_ssrc = publisher.rtx_media_ssrcs.get(rtx_ssrc)
         if media_ssrc is None:
             media_ssrc = self._identify_rtx(publisher, packet, rtx_ssrc)
@@ -514,8 +517,15 @@ class MediaServer:
             return
         if original is None:
             return
+        seq = peek_sequence_number(original)
+        nacks = publisher.nacks.get(media_ssrc)
+        if nacks is not None and not nacks.fills_gap(seq):
+            # Arrived already: a probe made of a retransmission (once the sender's estimate
+            # grows on our transport-cc feedback), not a repair.
+            self.rtx_duplicates += 1
+            return
         self.video_repaired += 1
-        self._forward_video(publisher, original, media_ssrc, peek_sequence_number(original), now)
+        self._forward_video(publisher, original, media_ssrc, seq, now)
 
     def _identify_rtx(self, publisher: _Downlink, packet: bytes, rtx_ssrc: int) -> int | None:
         """The SSRC an RTX stream repairs: by its repaired RID (RFC 8852 §4.4), or the only
