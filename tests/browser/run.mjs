@@ -316,6 +316,9 @@ export const CASES = {
     const estimates = snaps[1].serverEstimatesKbps;
     ctx.metrics.serverEstimatesKbpsAtB = estimates;
     ctx.metrics.availableIncomingBitrateAtB = snaps[1].availableIncomingBitrate;
+    // A's uplink (measurement): its send-side estimate and what it sends per RID.
+    ctx.metrics.availableOutgoingBitratesAtA = snaps[0].availableOutgoingBitrates;
+    ctx.metrics.outboundByRidAtA = snaps[0].outboundByRid;
     const remote = snaps[1].tiles.find((t) => t.tileId === tile.tileId);
     assert.equal(remote.paused, false, `A's tile at B is paused: ${JSON.stringify(remote)}`);
   },
