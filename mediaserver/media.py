@@ -11,6 +11,14 @@ one Opus frame on mid 0: the shared mix, or its own mix-minus while it speaks, i
 when its offer asked for stereo; silence included, never a gap
 (chime-signaling-protocol.md §6.3). About five times a second the
 mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
+
+Uplink congestion control: when a member's audio or camera m-line negotiated the
+transport-wide sequence number with ``transport-cc`` feedback (browsers offer both), each
+of its packets is noted on arrival (:mod:`mediaserver.sfu.twcc_feedback`, a ring write) and
+every 60 ms the clock sends it transport-cc feedback
+(draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1). Its send-side estimate grows on
+it, and amazon-chime-sdk-js's simulcast uplink policy turns layers on from that estimate;
+REMB to senders over their cap stays the ceiling.
 """
 
 from __future__ import annotations
