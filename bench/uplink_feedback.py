@@ -5,7 +5,7 @@ The server notes every uplink packet that carries a transport-wide sequence numb
 (:meth:`~mediaserver.sfu.twcc_feedback.TransportFeedbackGenerator.receive_rtp`, called
 from ``MediaServer._on_rtp``) and, every 60 ms from its tick, builds, serializes and
 SRTCP-protects the feedback. This benchmark times, on the same 1200-byte VP8 packets
-(RFC 8285 block with the transport-wide number, as Chromium sends them):
+(an RFC 8285 block with abs-send-time, MID, RID and last the transport-wide number):
 
 * **unprotect**: ``SrtpContext.unprotect_rtp``, the first step of every uplink packet
   (the baseline);
@@ -35,8 +35,10 @@ from mediaserver.transport.srtp import SRTP_AEAD_AES_128_GCM, SrtpContext, SrtpK
 
 __all__ = ["add_arguments", "run"]
 
-TWCC_ID = 3
-PAYLOAD = bytes(1200 - 12 - 8 - 4)
+ABS_SEND_TIME_ID, TWCC_ID, MID_ID, RID_ID = 2, 3, 4, 10
+"""The ids of Chromium's offer; the transport-wide number is the last element, so the
+lookup walks the whole block."""
+PAYLOAD = bytes(1200 - 12 - 16)
 
 
 def _packets(count: int, lose_every: int) -> list[bytes]:
@@ -50,7 +52,12 @@ def _packets(count: int, lose_every: int) -> list[bytes]:
                 sequence_number=k & 0xFFFF,
                 timestamp=k * 3000,
                 ssrc=0x1234,
-                extensions={TWCC_ID: (k & 0xFFFF).to_bytes(2, "big")},
+                extensions={
+                    ABS_SEND_TIME_ID: bytes(3),
+                    MID_ID: b"1",
+                    RID_ID: b"hi",
+                    TWCC_ID: (k & 0xFFFF).to_bytes(2, "big"),
+                },
                 payload=b"\x90\x80" + PAYLOAD[:-2],
             ).serialize()
         )
