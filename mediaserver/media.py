@@ -15,7 +15,7 @@ mixers' levels go to the gateway for AUDIO_METADATA (§5.2).
 Uplink congestion control: when a member's audio or camera m-line negotiated the
 transport-wide sequence number with ``transport-cc`` feedback (browsers offer both), each
 of its packets is noted on arrival (:mod:`mediaserver.sfu.twcc_feedback`, a ring write) and
-every 60 ms the clock sends it transport-cc feedback
+every 60 ms (240 ms at low packet rates) the clock sends it transport-cc feedback
 (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1). Its send-side estimate grows on
 it, and amazon-chime-sdk-js's simulcast uplink policy turns layers on from that estimate;
 REMB to senders over their cap stays the ceiling.
@@ -91,6 +91,8 @@ from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 __all__ = [
     "ADAPT_EVERY_TICKS",
     "FEEDBACK_EVERY_TICKS",
+    "FEEDBACK_MAX_WAIT",
+    "FEEDBACK_MIN_PACKETS",
     "LEVEL_EVERY_TICKS",
     "TICK",
     "LevelsListener",
@@ -109,8 +111,13 @@ LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
 FEEDBACK_EVERY_TICKS = 3
-"""Transport-cc feedback to each publisher every 60 ms (draft-holmer-rmcat-transport-wide-
-cc-extensions-01 §3; libwebrtc's receivers send it every 50-250 ms)."""
+"""Transport-cc feedback to each sender every 60 ms (draft-holmer-rmcat-transport-wide-
+cc-extensions-01 §3; libwebrtc's receivers send it every 50-250 ms, less often at low
+rates) when at least :data:`FEEDBACK_MIN_PACKETS` numbers await it, else after
+:data:`FEEDBACK_MAX_WAIT`."""
+FEEDBACK_MIN_PACKETS = 10
+FEEDBACK_MAX_WAIT = 0.24
+"""An audio-only sender (50 packets/s) gets feedback about every 200 ms, not every 60."""
 ADAPT_EVERY_TICKS = 25
 """Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
 _PADDING_PACKET = 275
@@ -169,6 +176,7 @@ class _Downlink:
         "stream_bytes",
         "stream_ssrcs",
         "uplink_feedback",
+        "uplink_feedback_at",
         "uplink_media_ssrc",
         "uplink_twcc_id",
         "video_formats",
@@ -242,6 +250,8 @@ class _Downlink:
         self.uplink_feedback: TransportFeedbackGenerator | None = None
         """Arrivals of the member's packets, for the transport-cc feedback it gets."""
         self.uplink_media_ssrc = 0
+        self.uplink_feedback_at = 0.0
+        """When the member last got transport-cc feedback."""
         """An SSRC the member sends (its offer's audio ``a=ssrc``), for the feedback's
         media source field (libwebrtc hands feedback to the stream owning that SSRC)."""
 
@@ -319,7 +329,7 @@ class MediaServer:
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
         if self.ticks % FEEDBACK_EVERY_TICKS == 0:
-            self._send_uplink_feedback()
+            self._send_uplink_feedback(now)
         if self.ticks % ADAPT_EVERY_TICKS == 0:
             self._adapt_layers(now)
             self._send_cap_rembs(now)
@@ -393,7 +403,7 @@ class MediaServer:
             report = downlink.audio.sender_report(wall).serialize()
             self.transport.sendto(peer.srtp.protect_rtcp(report), peer.address)
 
-    def _send_uplink_feedback(self) -> None:
+    def _send_uplink_feedback(self, now: float) -> None:
         """Transport-cc feedback to every member whose packets carry transport-wide
         numbers, for what arrived since the last one (draft-holmer-rmcat-transport-wide-
         cc-extensions-01 §3.1), so that its send-side estimate can grow."""
@@ -403,6 +413,13 @@ class MediaServer:
             peer = downlink.peer
             if generator is None or peer.srtp is None or peer.address is None:
                 continue
+            pending = generator.pending
+            if not pending or (
+                pending < FEEDBACK_MIN_PACKETS
+                and now - downlink.uplink_feedback_at < FEEDBACK_MAX_WAIT
+            ):
+                continue
+            downlink.uplink_feedback_at = now
             media_ssrc = downlink.uplink_media_ssrc or next(iter(downlink.stream_ssrcs.values()), 0)
             for feedback in generator.feedback(downlink.audio.ssrc, media_ssrc):
                 sendto(peer.srtp.protect_rtcp(feedback.serialize()), peer.address)

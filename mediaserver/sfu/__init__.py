@@ -21,9 +21,10 @@ LayerSelector.set_target; PLI needs ─► KeyframeRequestThrottle.
 
 Feedback to a publisher: every uplink packet with a transport-wide sequence number goes
 to its connection's TransportFeedbackGenerator.receive_rtp (the number and arrival time
-into a ring); every 60 ms the server's tick sends what it built with ``feedback`` as RTCP
-transport-cc, so the browser's send-side estimate (GoogCC) can grow and its simulcast
-policy turns on the higher layers. REMB stays a ceiling for senders over their cap.
+into a ring); every 60 ms (up to 240 ms at low rates) the server's tick sends what
+``feedback`` built as RTCP transport-cc, so the browser's send-side estimate (GoogCC) can
+grow and its simulcast policy turns on the higher layers. REMB stays a ceiling for senders
+over their cap.
 """
 
 from __future__ import annotations

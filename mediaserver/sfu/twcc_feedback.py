@@ -119,6 +119,12 @@ class TransportFeedbackGenerator:
         self.late = 0
         self.feedback_count = 0
 
+    @property
+    def pending(self) -> int:
+        """Numbers the next :meth:`feedback` would report (received or lost)."""
+        start = self._start
+        return 0 if start is None else max(0, self._highest - start + 1)
+
     def receive(self, sequence_number: int, arrival_time: float) -> None:
         """Record transport-wide number ``sequence_number`` (16 bits) arriving at
         ``arrival_time`` (seconds, any monotonic clock)."""

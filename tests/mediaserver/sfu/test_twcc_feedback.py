@@ -259,3 +259,13 @@ def test_receive_rtp_reads_the_number_from_the_extension_block() -> None:
     assert g.received == 1
     (fb,) = g.feedback(1, 2)
     assert (fb.base_sequence, fb.packet_status_count) == (0x0102, 1)
+
+
+def test_pending_counts_the_numbers_the_next_feedback_reports() -> None:
+    g = TransportFeedbackGenerator()
+    assert g.pending == 0
+    g.receive(5, 0.0)
+    g.receive(8, 0.01)
+    assert g.pending == 4
+    g.feedback(1, 2)
+    assert g.pending == 0
