@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import audio_room, churn, control_plane, join, mixer, sfu, video_meeting
+from bench import audio_room, churn, control_plane, join, mixer, sfu, uplink_feedback, video_meeting
 
 __all__ = ["main"]
 
@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     video_meeting.add_arguments(vm)
     sp = scenarios.add_parser("sfu", help="SFU forwarding rate and latency beside a bare loop")
     sfu.add_arguments(sp)
+    uf = scenarios.add_parser(
+        "uplink-feedback", help="per-packet cost of transport-cc feedback to publishers"
+    )
+    uplink_feedback.add_arguments(uf)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.scenario == "control-plane":
         control_plane.run(args)
@@ -49,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         video_meeting.run(args)
     elif args.scenario == "sfu":
         sfu.run(args)
+    elif args.scenario == "uplink-feedback":
+        uplink_feedback.run(args)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ m-line offering ``a=rid:low send``/``a=rid:hi send`` and ``a=simulcast:send low;
 (RFC 8853), the MID and RID header extensions (RFC 8843, RFC 8852), and VP8 encoded with
 libvpx through PyAV at two resolutions, packetised per RFC 7741 (one payload descriptor
 byte, S bit on a frame's first packet, marker on its last). A PLI for a layer's SSRC makes
-that layer's next frame a keyframe (RFC 4585 §6.3.1).
+that layer's next frame a keyframe (RFC 4585 §6.3.1). With ``transport_cc`` the camera
+m-line also offers the transport-wide sequence number and ``transport-cc`` feedback
+(draft-holmer-rmcat-transport-wide-cc-extensions-01), numbers every packet, may leave some
+numbers unsent on purpose (``skip_transport_every``) and keeps the feedback it gets.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from av.video.frame import PictureType
 
 from bench.litepeer import LitePeer
 from mediaserver.errors import MalformedPacket
-from mediaserver.rtp.rtcp import RtcpPli, RtcpRemb, parse_compound
+from mediaserver.rtp.extensions import TRANSPORT_CC_URI
+from mediaserver.rtp.rtcp import RtcpPli, RtcpRemb, RtcpTransportCc, parse_compound
 from signaling.client import SignalingClient, SubscribeAck
 from signaling.messages import MediaType, StreamDescriptor, StreamServiceType
 
@@ -29,6 +33,7 @@ __all__ = ["LAYERS", "SimulcastPublisher", "VideoLayer"]
 
 MID_EXT = 4
 RID_EXT = 10
+TWCC_EXT = 3
 VP8_PT = 96
 MAX_PAYLOAD = 1000
 
@@ -57,10 +62,13 @@ class VideoLayer:
 LAYERS = (("low", 160, 120, 150_000), ("hi", 320, 240, 500_000))
 
 
-def _extensions(mid: bytes, rid: bytes) -> bytes:
-    """RFC 8285 one-byte header extension block with MID and RID."""
+def _extensions(mid: bytes, rid: bytes, transport_seq: int | None = None) -> bytes:
+    """RFC 8285 one-byte header extension block with MID, RID and the transport-wide
+    sequence number when given."""
     body = bytes([(MID_EXT << 4) | (len(mid) - 1)]) + mid
     body += bytes([(RID_EXT << 4) | (len(rid) - 1)]) + rid
+    if transport_seq is not None:
+        body += bytes([(TWCC_EXT << 4) | 1]) + transport_seq.to_bytes(2, "big")
     body += bytes(-len(body) % 4)
     return b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body
 
@@ -77,20 +85,42 @@ class SimulcastPublisher(LitePeer):
     noise: bool = False
     rembs: list[int] = field(default_factory=list)
     """Bitrates of the RTCP REMBs the server sent (this camera does not obey them)."""
+    transport_cc: bool = False
+    """Offer and send transport-wide sequence numbers; keep the server's feedback."""
+    skip_transport_every: int = 0
+    """With ``transport_cc``: every so many packets, one is not sent (its number lost)."""
+    transport_sent: list[int] = field(default_factory=list)
+    """Transport-wide numbers of the packets sent."""
+    transport_skipped: list[int] = field(default_factory=list)
+    """Transport-wide numbers left unsent on purpose."""
+    transport_feedback: list[RtcpTransportCc] = field(default_factory=list)
+    """The transport-cc feedback the server sent."""
     layers: list[VideoLayer] = field(
         default_factory=lambda: [VideoLayer(rid, w, h, b) for rid, w, h, b in LAYERS]
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Start near the wrap so that a short test crosses it.
+        self._transport_seq = 0xFFFF - 100
+
     def offer(self) -> str:
         audio_and_camera = super().offer()
+        twcc = f"a=extmap:{TWCC_EXT} {TRANSPORT_CC_URI}\r\n" if self.transport_cc else ""
         camera = audio_and_camera.replace(
             "a=mid:1\r\na=inactive\r\n",
             "a=mid:1\r\n"
             f"a=extmap:{MID_EXT} urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
             f"a=extmap:{RID_EXT} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+            f"{twcc}"
             "a=sendrecv\r\n"
             "a=msid:bot camera0\r\n",
         )
+        if self.transport_cc:
+            camera = camera.replace(
+                "a=rtcp-fb:96 goog-remb\r\n",
+                "a=rtcp-fb:96 goog-remb\r\na=rtcp-fb:96 transport-cc\r\n",
+            )
         rids = "".join(f"a=rid:{layer.rid} send\r\n" for layer in self.layers)
         simulcast = "a=simulcast:send " + ";".join(layer.rid for layer in self.layers) + "\r\n"
         return camera + rids + simulcast
@@ -111,6 +141,8 @@ class SimulcastPublisher(LitePeer):
         for packet in packets:
             if isinstance(packet, RtcpRemb):
                 self.rembs.append(packet.bitrate)
+            if isinstance(packet, RtcpTransportCc):
+                self.transport_feedback.append(packet)
             if isinstance(packet, RtcpPli):
                 for layer in self.layers:
                     if layer.ssrc == packet.media_ssrc:
@@ -217,5 +249,16 @@ class SimulcastPublisher(LitePeer):
             header += timestamp.to_bytes(4, "big") + layer.ssrc.to_bytes(4, "big")
             layer.seq = (layer.seq + 1) & 0xFFFF
             descriptor = (b"\x90" if i == 0 else b"\x80") + fields  # S on the first, PID 0
-            rtp = header + _extensions(b"1", layer.rid.encode()) + descriptor + chunk
+            transport_seq = None
+            if self.transport_cc:
+                transport_seq = self._transport_seq
+                self._transport_seq = (transport_seq + 1) & 0xFFFF
+                every = self.skip_transport_every
+                sent = len(self.transport_sent) + len(self.transport_skipped)
+                if every and sent % every == every - 1:
+                    self.transport_skipped.append(transport_seq)
+                    continue
+                self.transport_sent.append(transport_seq)
+            extensions = _extensions(b"1", layer.rid.encode(), transport_seq)
+            rtp = header + extensions + descriptor + chunk
             self._transport.sendto(self._srtp.protect_rtp(rtp), self._remote.address)

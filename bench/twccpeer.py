@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 from bench.litepeer import LitePeer
 from mediacodecs import vp8
 from mediaserver.errors import MalformedPacket
+from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import peek_extension, peek_header, peek_payload_offset
-from mediaserver.rtp.rtcp import RtcpRemb, RtcpTransportCc
+from mediaserver.rtp.rtcp import RtcpRemb
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 
 __all__ = ["TWCC_EXT", "TwccSubscriber"]
 
 TWCC_EXT = 5
 """The extension id this peer offers for the transport-wide sequence number."""
 FEEDBACK_INTERVAL = 0.1
-_TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 @dataclass
@@ -62,7 +63,7 @@ class TwccSubscriber(LitePeer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._arrivals: dict[int, float] = {}
+        self._feedback = TransportFeedbackGenerator()
         self._reported = 0
         self._feedback_ssrc = secrets.randbits(32) or 1
         self._highest: dict[int, int] = {}
@@ -70,7 +71,7 @@ class TwccSubscriber(LitePeer):
     def offer(self) -> str:
         if not self.transport_cc:
             return super().offer()
-        extension = f"a=extmap:{TWCC_EXT} {_TWCC_URI}\r\n"
+        extension = f"a=extmap:{TWCC_EXT} {TRANSPORT_CC_URI}\r\n"
         feedback = "a=rtcp-fb:96 transport-cc\r\n"
         sections = super().offer().split("m=video")
         for i in range(2, len(sections)):
@@ -140,7 +141,11 @@ class TwccSubscriber(LitePeer):
         element = peek_extension(packet, TWCC_EXT)
         if element is not None and len(element) >= 2:
             self.stamped += 1
-            self._arrivals[int.from_bytes(element[:2], "big")] = now
+            # report_loss: every so many packets are left out, so feedback reports them lost.
+            self._reported += 1
+            loss = self.report_loss
+            if not loss or (self._reported * loss) % 1 >= loss:
+                self._feedback.receive(int.from_bytes(element[:2], "big"), now)
 
     async def _feedback_loop(self) -> None:
         while True:
@@ -149,34 +154,9 @@ class TwccSubscriber(LitePeer):
 
     def _send_feedback(self) -> None:
         """transport-cc feedback for what arrived since the last one (draft §3.1)."""
-        if not self._arrivals or self._srtp is None or self._transport is None:
+        if self._srtp is None or self._transport is None or self._remote is None:
             return
-        if self._remote is None:
-            return
-        arrivals, self._arrivals = self._arrivals, {}
-        # Numbers are 16-bit: order them around any one of them, across a wrap.
-        anchor = next(iter(arrivals))
-        offsets = {((s - anchor + 0x8000) & 0xFFFF) - 0x8000: s for s in arrivals}
-        first = offsets[min(offsets)]
-        count = max(offsets) - min(offsets) + 1
-        received = sorted(arrivals.values())
-        reference = int(received[0] / 0.064)
-        previous = reference * 0.064
-        deltas: list[int | None] = []
-        for k in range(count):
-            seq = (first + k) & 0xFFFF
-            arrival = arrivals.get(seq)
-            self._reported += 1
-            lose = self.report_loss and (self._reported * self.report_loss) % 1 < self.report_loss
-            if arrival is None or lose:
-                deltas.append(None)
-                continue
-            delta = max(-0x8000, min(0x7FFF, round((arrival - previous) / 0.00025)))
-            previous += delta * 0.00025
-            deltas.append(delta)
-        feedback = RtcpTransportCc.build(
-            self._feedback_ssrc, 0, first, reference & 0xFFFFFF, self.feedback_sent & 0xFF, deltas
-        )
-        self.feedback_sent += 1
-        data = self._srtp.protect_rtcp(feedback.serialize())
-        self._transport.sendto(data, self._remote.address)
+        for feedback in self._feedback.feedback(self._feedback_ssrc, 0):
+            self.feedback_sent += 1
+            data = self._srtp.protect_rtcp(feedback.serialize())
+            self._transport.sendto(data, self._remote.address)

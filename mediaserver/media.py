@@ -23,6 +23,14 @@ server-side adaption, else its own REMB), not at all without one. One loop timer
 (:meth:`MediaServer.drain`, armed only while a pacer holds packets) protects and sends
 what the pacers release. NACK answers and probes go through the pacer too; audio and RTCP
 bypass it (small and latency-critical).
+
+Uplink congestion control: when a member's audio or camera m-line negotiated the
+transport-wide sequence number with ``transport-cc`` feedback (browsers offer both), each
+of its packets is noted on arrival (:mod:`mediaserver.sfu.twcc_feedback`, a ring write) and
+every 60 ms (240 ms at low packet rates) the clock sends it transport-cc feedback
+(draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1). Its send-side estimate grows on
+it, and amazon-chime-sdk-js's simulcast uplink policy turns layers on from that estimate;
+REMB to senders over their cap stays the ceiling.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.pacer import Pacer, pacing_rate
 from mediaserver.sfu.twcc import stamp
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 from mediaserver.transport.certificate import DtlsCertificate, Fingerprint
@@ -95,6 +104,9 @@ from signaling.messages import TrackMapping, VideoSubscriptionConfiguration
 
 __all__ = [
     "ADAPT_EVERY_TICKS",
+    "FEEDBACK_EVERY_TICKS",
+    "FEEDBACK_MAX_WAIT",
+    "FEEDBACK_MIN_PACKETS",
     "LAYER_SILENCE",
     "LEVEL_EVERY_TICKS",
     "TICK",
@@ -113,6 +125,14 @@ SENDER_REPORT_EVERY_TICKS = 50
 LEVEL_EVERY_TICKS = 10
 """AUDIO_METADATA about five times a second (chime-signaling-protocol.md §5.2)."""
 
+FEEDBACK_EVERY_TICKS = 3
+"""Transport-cc feedback to each sender every 60 ms (draft-holmer-rmcat-transport-wide-
+cc-extensions-01 §3; libwebrtc's receivers send it every 50-250 ms, less often at low
+rates) when at least :data:`FEEDBACK_MIN_PACKETS` numbers await it, else after
+:data:`FEEDBACK_MAX_WAIT`."""
+FEEDBACK_MIN_PACKETS = 10
+FEEDBACK_MAX_WAIT = 0.24
+"""An audio-only sender (50 packets/s) gets feedback about every 200 ms, not every 60."""
 ADAPT_EVERY_TICKS = 25
 """Server-side adaption re-allocates every subscriber's layers twice a second (§4.5)."""
 _PADDING_PACKET = 275
@@ -180,6 +200,10 @@ class _Downlink:
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "uplink_feedback",
+        "uplink_feedback_at",
+        "uplink_media_ssrc",
+        "uplink_twcc_id",
         "video_formats",
         "video_rtx_ssrcs",
         "video_ssrcs",
@@ -249,6 +273,16 @@ class _Downlink:
         """The sender's video bitrate cap (meetings-digest.md §4.5), once it publishes."""
         self.pacer = Pacer()
         """The connection's video egress: paced at its downlink estimate once it has one."""
+        self.uplink_twcc_id: int | None = None
+        """The transport-wide sequence number extension id on what the member sends, when
+        its audio or camera m-line negotiated it with ``transport-cc`` feedback."""
+        self.uplink_feedback: TransportFeedbackGenerator | None = None
+        """Arrivals of the member's packets, for the transport-cc feedback it gets."""
+        self.uplink_media_ssrc = 0
+        """An SSRC the member sends (its offer's audio ``a=ssrc``), for the feedback's
+        media source field (libwebrtc hands feedback to the stream owning that SSRC)."""
+        self.uplink_feedback_at = 0.0
+        """When the member last got transport-cc feedback."""
 
 
 class MediaServer:
@@ -266,6 +300,8 @@ class MediaServer:
         self.video_forwarded = 0
         self.video_repaired = 0
         """Publisher RTX packets unwrapped and forwarded as the packets they repair."""
+        self.rtx_duplicates = 0
+        """Publisher RTX packets for packets that had arrived (probes), not forwarded."""
         self._downlinks: dict[Member, _Downlink] = {}
         self._mixers: dict[str, MixMinusMixer] = {}
         """One mixer per meeting id."""
@@ -331,6 +367,8 @@ class MediaServer:
         report_levels = self.ticks % LEVEL_EVERY_TICKS == 0
         if self.ticks % SENDER_REPORT_EVERY_TICKS == 0:
             self._send_sender_reports()
+        if self.ticks % FEEDBACK_EVERY_TICKS == 0:
+            self._send_uplink_feedback(now)
         if self.ticks % ADAPT_EVERY_TICKS == 0:
             self._adapt_layers(now)
             self._send_cap_rembs(now)
@@ -370,10 +408,16 @@ class MediaServer:
     # -- packets ----------------------------------------------------------------------------
 
     def _on_rtp(self, peer: PeerTransport, packet: bytes, now: float) -> None:
-        """Uplink RTP after SRTP: Opus goes to the meeting's mixer, on bytes only."""
+        """Uplink RTP after SRTP: Opus goes to the meeting's mixer, on bytes only.
+
+        A packet with a transport-wide sequence number is first noted for the sender's
+        transport-cc feedback (sent from the tick)."""
         downlink = peer.owner
         if not isinstance(downlink, _Downlink) or len(packet) < 12:
             return
+        feedback = downlink.uplink_feedback
+        if feedback is not None:
+            feedback.receive_rtp(packet, downlink.uplink_twcc_id or 0, now)
         payload_type = packet[1] & 0x7F
         if payload_type != downlink.audio_payload_type:
             if payload_type in downlink.camera_payload_types:
@@ -397,6 +441,27 @@ class MediaServer:
                 continue
             report = downlink.audio.sender_report(wall).serialize()
             self.transport.sendto(peer.srtp.protect_rtcp(report), peer.address)
+
+    def _send_uplink_feedback(self, now: float) -> None:
+        """Transport-cc feedback to every member whose packets carry transport-wide
+        numbers, for what arrived since the last one (draft-holmer-rmcat-transport-wide-
+        cc-extensions-01 §3.1), so that its send-side estimate can grow."""
+        sendto = self.transport.sendto
+        for downlink in self._downlinks.values():
+            generator = downlink.uplink_feedback
+            peer = downlink.peer
+            if generator is None or peer.srtp is None or peer.address is None:
+                continue
+            pending = generator.pending
+            if not pending or (
+                pending < FEEDBACK_MIN_PACKETS
+                and now - downlink.uplink_feedback_at < FEEDBACK_MAX_WAIT
+            ):
+                continue
+            downlink.uplink_feedback_at = now
+            media_ssrc = downlink.uplink_media_ssrc or next(iter(downlink.stream_ssrcs.values()), 0)
+            for feedback in generator.feedback(downlink.audio.ssrc, media_ssrc):
+                sendto(peer.srtp.protect_rtcp(feedback.serialize()), peer.address)
 
     def _forward_video(
         self, publisher: _Downlink, packet: bytes, ssrc: int, seq: int, now: float
@@ -518,7 +583,8 @@ class MediaServer:
         self, publisher: _Downlink, packet: bytes, payload_type: int, rtx_ssrc: int, now: float
     ) -> None:
         """A publisher's RTX packet (answering our NACK, RFC 4588 §4) is unwrapped and
-        forwarded as the packet it repairs, filling the gap; padding-only probes end here."""
+        forwarded as the packet it repairs, filling the gap; probes end here (padding-only,
+        or a retransmission of a packet that arrived)."""
         media_ssrc = publisher.rtx_media_ssrcs.get(rtx_ssrc)
         if media_ssrc is None:
             media_ssrc = self._identify_rtx(publisher, packet, rtx_ssrc)
@@ -531,8 +597,15 @@ class MediaServer:
             return
         if original is None:
             return
+        seq = peek_sequence_number(original)
+        nacks = publisher.nacks.get(media_ssrc)
+        if nacks is not None and not nacks.fills_gap(seq):
+            # Arrived already: a probe made of a retransmission (once the sender's estimate
+            # grows on our transport-cc feedback), not a repair.
+            self.rtx_duplicates += 1
+            return
         self.video_repaired += 1
-        self._forward_video(publisher, original, media_ssrc, peek_sequence_number(original), now)
+        self._forward_video(publisher, original, media_ssrc, seq, now)
 
     def _identify_rtx(self, publisher: _Downlink, packet: bytes, rtx_ssrc: int) -> int | None:
         """The SSRC an RTX stream repairs: by its repaired RID (RFC 8852 §4.4), or the only
@@ -893,6 +966,7 @@ class MediaServer:
             else frozenset()
         )
         _negotiate_camera_rtx(downlink, camera)
+        _negotiate_uplink_feedback(downlink, plan.audio, camera)
         bwe = self._downlink_control(downlink, member, plan.video_send)
         lines: dict[str, tuple[int, int, int]] = {}
         tracks: list[TrackMapping] = []
@@ -954,13 +1028,7 @@ class MediaServer:
         m-line negotiated both the extension and ``transport-cc`` feedback; REMB is read
         whenever the subscriber sends it.
         """
-        ext_id: int | None = None
-        for section in sections:
-            found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
-            feedback = section.codecs[0].rtcp_fb if section.codecs else ()
-            if found is not None and found <= 14 and "transport-cc" in feedback:
-                ext_id = found
-                break
+        ext_id = _transport_cc_id(sections)
         adaptive = member.server_side_adaption
         bwe = downlink.bwe
         if bwe is None:
@@ -1453,6 +1521,38 @@ def _negotiate_camera_rtx(downlink: _Downlink, camera: SectionAnswer | None) -> 
         for group in camera.offer.ssrc_groups
         if group.semantics == "FID" and len(group.ssrcs) == 2
     }
+
+
+def _transport_cc_id(sections: Sequence[SectionAnswer | None]) -> int | None:
+    """The transport-wide sequence number extension id of the first of ``sections`` that
+    negotiated both it and ``transport-cc`` feedback (one-byte ids only), or None."""
+    for section in sections:
+        if section is None:
+            continue
+        found = next((i for i, u in section.extmaps.items() if u == TRANSPORT_CC_URI), None)
+        feedback = section.codecs[0].rtcp_fb if section.codecs else ()
+        if found is not None and found <= 14 and "transport-cc" in feedback:
+            return found
+    return None
+
+
+def _negotiate_uplink_feedback(
+    downlink: _Downlink, audio: SectionAnswer | None, camera: SectionAnswer | None
+) -> None:
+    """Send the member transport-cc feedback when the m-lines it sends on negotiated it.
+
+    The generator survives renegotiation (the transport's numbering goes on)."""
+    ext_id = _transport_cc_id((audio, camera))
+    downlink.uplink_twcc_id = ext_id
+    if ext_id is None:
+        downlink.uplink_feedback = None
+        return
+    if downlink.uplink_feedback is None:
+        downlink.uplink_feedback = TransportFeedbackGenerator()
+    for section in (audio, camera):
+        if section is not None and section.offer.ssrcs:
+            downlink.uplink_media_ssrc = section.offer.ssrcs[0].ssrc
+            break
 
 
 def _meeting_id(member: Member) -> str:

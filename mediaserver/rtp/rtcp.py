@@ -574,15 +574,34 @@ class RtcpTransportCc(_RtcpBase):
                 received.append(delta)
             else:
                 raise LocalProtocolError(f"transport-cc delta {delta} does not fit 16 bits")
+        return cls.from_statuses(
+            sender_ssrc, media_ssrc, base_sequence, reference_time, feedback_packet_count,
+            symbols, received,
+        )  # fmt: skip
+
+    @classmethod
+    def from_statuses(
+        cls,
+        sender_ssrc: int,
+        media_ssrc: int,
+        base_sequence: int,
+        reference_time: int,
+        feedback_packet_count: int,
+        statuses: Sequence[int],
+        deltas: Sequence[int],
+    ) -> RtcpTransportCc:
+        """Build feedback from one status symbol (``TWCC_*``) per packet and the deltas
+        of the received ones, already classified (:meth:`serialize` checks that they
+        agree)."""
         return cls(
             sender_ssrc,
             media_ssrc,
             base_sequence,
-            len(symbols),
+            len(statuses),
             reference_time,
             feedback_packet_count,
-            _encode_chunks(symbols),
-            tuple(received),
+            _encode_chunks(statuses),
+            tuple(deltas),
         )
 
     def statuses(self) -> list[int]:
@@ -653,7 +672,11 @@ class RtcpTransportCc(_RtcpBase):
             raise LocalProtocolError(
                 f"transport-cc chunks cover {len(symbols)} packets, not {self.packet_status_count}"
             )
-        received = sum(1 for s in symbols if s)
+        small = symbols.count(TWCC_RECEIVED_SMALL_DELTA)
+        large = symbols.count(TWCC_RECEIVED_LARGE_DELTA)
+        if symbols.count(3):
+            raise LocalProtocolError("transport-cc uses the reserved status symbol 3")
+        received = small + large
         if received != len(self.deltas):
             raise LocalProtocolError(
                 f"transport-cc has {len(self.deltas)} deltas for {received} received packets"
@@ -669,14 +692,17 @@ class RtcpTransportCc(_RtcpBase):
                 ),
                 struct.pack(f"!{len(self.chunks)}H", *self.chunks),
             ]
-            deltas = iter(self.deltas)
-            for symbol in symbols:
-                if symbol == TWCC_RECEIVED_SMALL_DELTA:
-                    parts.append(struct.pack("!B", next(deltas)))
-                elif symbol == TWCC_RECEIVED_LARGE_DELTA:
-                    parts.append(struct.pack("!h", next(deltas)))
-                elif symbol == 3:
-                    raise LocalProtocolError("transport-cc uses the reserved status symbol 3")
+            if not large:
+                parts.append(bytes(self.deltas))  # all one-byte deltas: the usual case
+            else:
+                deltas = iter(self.deltas)
+                for symbol in symbols:
+                    if symbol == TWCC_RECEIVED_SMALL_DELTA:
+                        parts.append(struct.pack("!B", next(deltas)))
+                    elif symbol == TWCC_RECEIVED_LARGE_DELTA:
+                        parts.append(struct.pack("!h", next(deltas)))
+        except ValueError as exc:  # bytes() of a value out of 0..255
+            raise LocalProtocolError(f"transport-cc delta out of range: {exc}") from None
         except struct.error as exc:
             raise LocalProtocolError(f"transport-cc field out of range: {exc}") from None
         body = b"".join(parts)

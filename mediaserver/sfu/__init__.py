@@ -22,6 +22,13 @@ in packets and time) and drains all pacers from one loop timer.
 Feedback from a subscriber: NACK ─► RetransmissionBuffer.receive_nack (RTX);
 transport-cc ─► TransportSequencer.receive_feedback ─► BandwidthEstimator ─► allocate ─►
 LayerSelector.set_target; PLI needs ─► KeyframeRequestThrottle.
+
+Feedback to a publisher: every uplink packet with a transport-wide sequence number goes
+to its connection's TransportFeedbackGenerator.receive_rtp (the number and arrival time
+into a ring); every 60 ms (up to 240 ms at low rates) the server's tick sends what
+``feedback`` built as RTCP transport-cc, so the browser's send-side estimate (GoogCC) can
+grow and its simulcast policy turns on the higher layers. REMB stays a ceiling for senders
+over their cap.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.pacer import Pacer, pacing_rate
 from mediaserver.sfu.retransmission import RetransmissionBuffer, RtxParameters
 from mediaserver.sfu.twcc import PacketResult, TransportSequencer
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 from mediaserver.sfu.view import PacketView, PacketViewParser, PayloadFormat
 
 __all__ = [
@@ -78,6 +86,7 @@ __all__ = [
     "StreamDemand",
     "Subscription",
     "SubscriptionSet",
+    "TransportFeedbackGenerator",
     "TransportSequencer",
     "Vp8TemporalSelector",
     "Vp9SvcSelector",

@@ -124,6 +124,18 @@ class NackGenerator:
         if self._missing.pop(ext, None) is not None:
             self.stats.recovered += 1
 
+    def fills_gap(self, sequence_number: int) -> bool:
+        """Whether a retransmission of ``sequence_number`` (RFC 4588) brings something new:
+        a packet still missing or newer than any seen. False for one that arrived already
+        or was given up: senders also send such retransmissions as bandwidth probes
+        (libwebrtc's payload padding), and a subscriber's SRTP replay check would drop the
+        copy."""
+        highest = self._highest
+        if highest is None:
+            return True
+        ext = self._unwrapper.unwrap(sequence_number)
+        return ext > highest or ext in self._missing
+
     def get_timer(self) -> float | None:
         """The time at which :meth:`nacks_to_send` will have something, or None."""
         if not self._missing:

@@ -133,6 +133,12 @@ def test_mixer_and_sfu_bench_smoke(tmp_path: Path) -> None:
     assert 0 < measured["server_p99_ms"] < 60_000, measured
 
 
+def test_uplink_feedback_bench_smoke(tmp_path: Path) -> None:
+    result = _bench(tmp_path, "uplink-feedback", "--packets", "2000")
+    median = result["median"]
+    assert median["unprotect_ns"] > 0 and median["record_ns"] > 0 and median["feedback_ns"] > 0
+
+
 def test_bench_drives_a_running_server_by_url(tmp_path: Path) -> None:
     with BenchServer(cpu=None) as server:
         assert server.process is not None

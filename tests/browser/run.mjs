@@ -334,6 +334,17 @@ export const CASES = {
     const estimates = snaps[1].serverEstimatesKbps;
     ctx.metrics.serverEstimatesKbpsAtB = estimates;
     ctx.metrics.availableIncomingBitrateAtB = snaps[1].availableIncomingBitrate;
+    // A's uplink (measurement): its send-side estimate and what it sends per RID.
+    ctx.metrics.availableOutgoingBitratesAtA = snaps[0].availableOutgoingBitrates;
+    ctx.metrics.outboundByRidAtA = snaps[0].outboundByRid;
+    // On the server's transport-cc feedback A's send estimate grows, and the SDK's simulcast
+    // uplink policy sends more than its low layer (without feedback: only "low").
+    const sending = Object.values(snaps[0].outboundByRid).filter((o) => o.bytesSent >= 50000);
+    assert.ok(
+      sending.length >= 2,
+      `A sends ${sending.length} simulcast layer(s): ${JSON.stringify(snaps[0].outboundByRid)}, ` +
+        `estimate ${JSON.stringify(snaps[0].availableOutgoingBitrates.slice(-3))}`,
+    );
     const remote = snaps[1].tiles.find((t) => t.tileId === tile.tileId);
     assert.equal(remote.paused, false, `A's tile at B is paused: ${JSON.stringify(remote)}`);
   },

@@ -290,6 +290,8 @@ def test_simulcast_with_server_side_adaption(server: Server, tone_dir: Path) -> 
     assert estimates and all(kbps > 0 for kbps in estimates), result.metrics
     # The SDK takes the server's estimate as its own downlink bandwidth (MonitorTask).
     assert result.metrics["availableIncomingBitrateAtB"] / 1000 in estimates, result.metrics
+    uplink = {k: v for k, v in result.metrics.items() if k.endswith("AtA")}
+    print(f"simulcast uplink at A: {json.dumps(uplink)}")
 
 
 @pytest.mark.timeout(CASE_TIMEOUT + 60)

@@ -61,3 +61,14 @@ def test_simulcast_rtx_is_matched_by_its_repaired_rid_and_fills_the_gap() -> Non
     probe = RtpPacket(payload_type=RTX, sequence_number=8, ssrc=0x9999, padding=bytes(9) + b"\x0a")
     media._on_rtp(peer, probe.serialize(), now)
     assert media.video_repaired == 1 and media.malformed_rtp == 0
+    # A retransmission of a packet that arrived (libwebrtc's payload padding, a probe) is
+    # not forwarded: a subscriber's SRTP replay check would drop the copy, and its
+    # transport-cc feedback would count it lost.
+    again = _packet(RTX, 9, 0x9999, {REPAIRED_RID_ID: b"hi"}, (101).to_bytes(2, "big") + vp8)
+    media._on_rtp(peer, again, now)
+    assert media.video_repaired == 1 and media.rtx_duplicates == 1
+    # The offer numbers packets transport-wide (extmap 3, rtcp-fb transport-cc): the engine
+    # notes each one that carries a number, for the publisher's transport-cc feedback.
+    assert downlink.uplink_twcc_id == 3 and downlink.uplink_feedback.received == 0
+    media._on_rtp(peer, _packet(VP8, 104, hi, {RID_ID: b"hi", 3: b"\x00\x05"}, vp8), now)
+    assert downlink.uplink_feedback.received == 1

@@ -53,6 +53,11 @@ const state = {
   serverEstimatesKbps: [],
   availableIncomingBitrate: null,
   remoteVideoSources: [],
+  // With `simulcast`: the uplink as this browser sends it, once a second from getStats():
+  // the send-side estimate (availableOutgoingBitrate, bits/s; it grows only on the
+  // server's transport-cc feedback) and the bytes sent and frame size per simulcast RID.
+  availableOutgoingBitrates: [],
+  outboundByRid: {},
 };
 
 let session = null;
@@ -335,8 +340,32 @@ const observer = {
     state.serverSideAdaption = ServerSideNetworkAdaption[mode] ?? String(mode);
     const bitrate = report.getObservableMetrics().availableIncomingBitrate;
     if (bitrate !== undefined) state.availableIncomingBitrate = bitrate;
+    recordUplink();
   },
 };
+
+/** The simulcast uplink from the peer connection's stats (see `availableOutgoingBitrates`). */
+async function recordUplink() {
+  if (!audioVideo) return;
+  const report = await audioVideo.getRTCPeerConnectionStats();
+  if (!report) return;
+  report.forEach((stat) => {
+    if (stat.type === 'candidate-pair' && stat.nominated && stat.availableOutgoingBitrate !== undefined) {
+      state.availableOutgoingBitrates.push(stat.availableOutgoingBitrate);
+      if (state.availableOutgoingBitrates.length > 200) state.availableOutgoingBitrates.shift();
+    }
+    if (stat.type === 'outbound-rtp' && stat.kind === 'video' && stat.rid !== undefined) {
+      state.outboundByRid[stat.rid] = {
+        bytesSent: stat.bytesSent,
+        frameWidth: stat.frameWidth ?? null,
+        frameHeight: stat.frameHeight ?? null,
+        framesPerSecond: stat.framesPerSecond ?? null,
+        qualityLimitationReason: stat.qualityLimitationReason ?? null,
+        active: stat.active ?? null,
+      };
+    }
+  });
+}
 
 // The SDK logs each server-side downlink estimate it takes from BITRATES (MonitorTask); this
 // logger keeps them for the tests and passes everything on to the console logger.
@@ -449,6 +478,8 @@ async function join(options) {
     serverEstimatesKbps: [],
     availableIncomingBitrate: null,
     remoteVideoSources: [],
+    availableOutgoingBitrates: [],
+    outboundByRid: {},
   });
   state.roster.clear();
   state.messages.length = 0;

@@ -68,3 +68,14 @@ def test_a_huge_jump_resets_instead_of_nacking_everything() -> None:
     g.receive(0, 0.0)
     g.receive(20000, 0.0)
     assert g.missing == [] and g.stats.resets == 1
+
+
+def test_a_retransmission_fills_a_gap_only_when_the_packet_is_missing() -> None:
+    gen = NackGenerator(sender_ssrc=1, media_ssrc=2)
+    assert gen.fills_gap(10)  # nothing seen yet
+    for seq in (65534, 65535, 1):  # 0 lost, across the wrap
+        gen.receive(seq, 0.0)
+    assert gen.fills_gap(0) and gen.fills_gap(2)
+    assert not gen.fills_gap(65535) and not gen.fills_gap(1) and not gen.fills_gap(60000)
+    gen.receive(0, 0.1)
+    assert not gen.fills_gap(0)
