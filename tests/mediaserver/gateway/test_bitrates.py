@@ -12,6 +12,7 @@ from mediaserver.gateway.server import BITRATES_INTERVAL, SignalingGateway
 
 class FakeRoom:
     def __init__(self) -> None:
+        self.meeting_id = "meeting-1"
         self.members: list[Member] = []
         self.bitrates_sent_at = 0.0
         self.bitrates_streams: frozenset[int] = frozenset()
