@@ -61,6 +61,7 @@ from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.pacer import Pacer
 from mediaserver.sfu.retransmission import RetransmissionBuffer
 from mediaserver.sfu.twcc import TransportSequencer
+from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 from mediaserver.sfu.view import PacketViewParser
 from mediaserver.transport.srtp import SRTP_AES128_CM_SHA1_80, SrtpContext, SrtpKeys
 from mediaserver.video import VideoRouter, prepare
@@ -116,6 +117,12 @@ class ForwarderResult:
     @property
     def out_per_core(self) -> float:
         return self.sent / self.cpu_seconds if self.cpu_seconds else 0.0
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, or NaN when nothing was measured (a phase too short
+    on a busy machine counts no packet; a smoke run must not die of it)."""
+    return numerator / denominator if denominator else float("nan")
 
 
 def _cpu_seconds() -> float:
@@ -297,11 +304,12 @@ class _ServerPathProtocol(asyncio.DatagramProtocol):
         contexts = [topology.context(topology.subscriber_participant(s), "server")
                     for s in range(topology.subscribers)]  # fmt: skip
         self.stream_bytes: dict[int, int] = {}
-        self.streams: dict[int, tuple[Any, NackGenerator, int]] = {}
+        self.streams: dict[int, tuple[Any, NackGenerator, TransportFeedbackGenerator, int]] = {}
         for p in range(topology.publishers):
             inbound = contexts[p] if topology.publishers > 1 else topology.context(0, "server")
             nack = NackGenerator(sender_ssrc=1, media_ssrc=0x1000 + p)
-            self.streams[0x1000 + p] = (inbound.unprotect_rtp, nack, p + 1)
+            feedback = TransportFeedbackGenerator()
+            self.streams[0x1000 + p] = (inbound.unprotect_rtp, nack, feedback, p + 1)
             self.router.publish(object(), [p + 1], 0.0)
         self.subscribers: list[_ServerSubscriber] = []
         for s in range(topology.subscribers):
@@ -314,6 +322,7 @@ class _ServerPathProtocol(asyncio.DatagramProtocol):
             self.router.subscribe(sub, lines, 0.0)
             for out in self.router.lines_of(sub).values():
                 self.router.switch(out)  # skip waiting for a keyframe
+                out.use_payload_format("vp8")  # as _fan_out does at the switch
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -321,11 +330,13 @@ class _ServerPathProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.received += 1
         now = time.monotonic()
-        unprotect, nack, stream_id = self.streams[int.from_bytes(data[8:12], "big")]
+        unprotect, nack, feedback, stream_id = self.streams[int.from_bytes(data[8:12], "big")]
         try:
             plain = unprotect(data)
         except ValueError:
             return
+        # As MediaServer._on_rtp: the transport-wide number noted for the sender's feedback.
+        feedback.receive_rtp(plain, TWCC_ID, now)
         nack.receive((plain[2] << 8) | plain[3], now)
         self.stream_bytes[stream_id] = self.stream_bytes.get(stream_id, 0) + len(plain)
         sendto = self.transport.sendto  # type: ignore[union-attr]
@@ -540,7 +551,7 @@ def _one_run(name: str, args: argparse.Namespace) -> dict[str, PhaseResult]:
     # What the SFU got out, not what it took in: at saturation the egress queues drop
     # their oldest packets, so input overstates capacity.
     sfu = results["sfu_max"].forwarder
-    half = sfu.sent / sfu.wall_seconds / fanout / 2
+    half = _ratio(sfu.sent, sfu.wall_seconds) / fanout / 2
     results["bare_half"] = _phase(topology, "bare", half, args, True)
     results["sfu_half"] = _phase(topology, "sfu", half, args, True)
     if args.server_path:
@@ -548,7 +559,7 @@ def _one_run(name: str, args: argparse.Namespace) -> dict[str, PhaseResult]:
         results["server_twcc_max"] = _phase(topology, "server+twcc", flood, args, False)
         # Latency of the server's path at half of its own maximum (as for the SFU core).
         server = results["server_max"].forwarder
-        server_half = server.sent / server.wall_seconds / fanout / 2
+        server_half = _ratio(server.sent, server.wall_seconds) / fanout / 2
         results["server_half"] = _phase(topology, "server", server_half, args, True)
     return results
 
@@ -604,8 +615,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     values.append(float(getattr(p, attr)))
             return median(values)
 
-        ratio = median([r["sfu_max"].forwarder.out_per_core / r["bare_max"].forwarder.out_per_core
-                        for r in runs])  # fmt: skip
+        ratio = median([_ratio(r["sfu_max"].forwarder.out_per_core,
+                               r["bare_max"].forwarder.out_per_core) for r in runs])  # fmt: skip
         m = {
             "sfu_out_per_core": med("sfu_max", "out_per_core"),
             "bare_out_per_core": med("bare_max", "out_per_core"),
@@ -636,14 +647,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             m["server_twcc_out_per_core"] = twcc
             m["ratio_server_to_bare"] = median(
                 [
-                    r["server_max"].forwarder.out_per_core / r["bare_max"].forwarder.out_per_core
+                    _ratio(
+                        r["server_max"].forwarder.out_per_core, r["bare_max"].forwarder.out_per_core
+                    )
                     for r in runs
                 ]
             )
             m["ratio_server_twcc_to_bare"] = median(
                 [
-                    r["server_twcc_max"].forwarder.out_per_core
-                    / r["bare_max"].forwarder.out_per_core
+                    _ratio(
+                        r["server_twcc_max"].forwarder.out_per_core,
+                        r["bare_max"].forwarder.out_per_core,
+                    )
                     for r in runs
                 ]
             )
