@@ -47,6 +47,7 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import Member
 from mediaserver.keyframes import starts_keyframe
+from mediaserver.rtp.dump import UplinkDump
 from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
@@ -292,6 +293,9 @@ class MediaServer:
         self.ticks = 0
         self.late_ticks = 0
         self.malformed_rtp = 0
+        dump = UplinkDump.from_environment()
+        if dump is not None:  # Debugging only (mediaserver.rtp.dump); no cost when unset.
+            self._forward_video = dump.wrap(self._forward_video)  # type: ignore[method-assign]
 
     # -- lifecycle ----------------------------------------------------------------------
 
