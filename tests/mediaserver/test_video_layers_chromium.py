@@ -128,3 +128,41 @@ def test_each_layer_target_decodes_at_its_size_and_frame_rate(spatial: int, temp
             reference = ((descriptor.picture_id - diff) & 0x7FFF, descriptor.spatial_id)
             assert reference in forwarded, (descriptor.picture_id, diff)
         forwarded.add((descriptor.picture_id, descriptor.spatial_id))
+
+
+def test_a_forwarding_m_line_drops_layers_from_the_next_picture_without_a_key_frame() -> None:
+    """The allocator lowers an m-line that forwards the whole stream: its numbering goes on
+    seamlessly and the next picture is the low layer, no key frame asked for."""
+    packets = _packets()
+    requests: list[int] = []
+    router = VideoRouter(lambda publisher, stream_id, now: requests.append(stream_id))
+    publisher, viewer = object(), object()
+    router.publish(publisher, [STREAM], now=0.0)
+    router.subscribe(viewer, {"2": (0xABC, 98, STREAM)}, now=0.0)
+    (out,) = router.outs(STREAM)
+    router.switch(out)
+    out.use_payload_format("vp9")
+    requests.clear()
+    parser = PacketViewParser("vp9")
+    half = len(packets) // 2
+    sent = [RtpPacket.parse(out.forward(p, 0.0)) for p in packets[:half]]
+    router.set_layer_target(viewer, "2", 0, 2)
+    for data in packets[half:]:
+        view = parser.parse(data)
+        if out.layers is None:
+            router.engage_layers(out, "vp9", 1.0, view)
+        copy = out.forward_layers(view, STREAM, 1.0)
+        if copy is not None:
+            sent.append(RtpPacket.parse(copy))
+
+    assert requests == []
+    first = sent[0].sequence_number
+    assert [p.sequence_number for p in sent] == [(first + i) & 0xFFFF for i in range(len(sent))]
+    sizes = _decode(sent)
+    assert sizes[0] == SIZES[2] and sizes[-1] == SIZES[0]
+    switch = sizes.index(SIZES[0])
+    assert set(sizes[:switch]) == {SIZES[2]} and set(sizes[switch:]) == {SIZES[0]}
+    assert len(sizes) == _source_pictures(packets, 2)
+    # The timestamps of the packets of a picture stay together across the engagement.
+    for picture in _pictures(sent):
+        assert len({p.timestamp for p in picture}) == 1
