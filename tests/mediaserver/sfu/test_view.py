@@ -6,7 +6,7 @@ import pytest
 
 from mediaserver.errors import InvalidArgument, MalformedPacket
 from mediaserver.rtp.packet import RtpPacket
-from mediaserver.sfu.view import PacketViewParser
+from mediaserver.sfu.view import PacketViewParser, PayloadFormat
 from tests.helpers.vectors import load
 
 
@@ -44,7 +44,7 @@ def test_bad_payloads_raise_malformed_packet() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["vp9", "av1"])
-def test_padding_only_packets_of_svc_formats_are_in_no_layer(fmt: str) -> None:
+def test_padding_only_packets_of_svc_formats_are_in_no_layer(fmt: PayloadFormat) -> None:
     # RFC 3550 §5.1: P set, 255 bytes of padding after a one-byte-extension header.
     packet = bytes([0xB0, 98, 0, 5, 0, 0, 0, 9, 0, 0, 0, 1, 0xBE, 0xDE, 0, 1, 0x40, 0x31, 0, 0])
     packet += bytes(254) + bytes([255])
