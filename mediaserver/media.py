@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from mediaserver.audio.egress import AudioSender, send_mix
 from mediaserver.audio.mixer import MixMinusMixer
@@ -438,7 +438,7 @@ class MediaServer:
         publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
         view: PacketView | None = None
         codec = publisher.camera_codec
-        if codec is VideoCodec.VP9_PROFILE_0 or codec is VideoCodec.AV1_MAIN:
+        if codec is _VP9 or codec is _AV1:
             # What each SVC layer costs (the allocator's options); the view is the one the
             # m-lines dropping layers read anyway.
             view = self._view(publisher, packet, ssrc)
@@ -1477,6 +1477,9 @@ def _heard_streams(publisher: _Downlink, now: float) -> set[int]:
     }
 
 
+_VP9: Final = VideoCodec.VP9_PROFILE_0
+_AV1: Final = VideoCodec.AV1_MAIN
+"""The SVC formats, as globals: an identity test per packet (an enum attribute costs ~0.1 µs)."""
 _LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})
 """Formats whose layers an m-line can drop (mediaserver.video_layers)."""
 
