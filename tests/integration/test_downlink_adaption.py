@@ -247,7 +247,10 @@ async def test_a_paused_m_line_moved_to_another_source_resumes_the_old_group(
         for client in (*publishers, viewer):
             await client.connect(T)
             await client.join(T)
-        his = [(await cam.publish(client))[1][1] for cam, client in zip(cameras, publishers, strict=True)]
+        his = [
+            (await cam.publish(client))[1][1]
+            for cam, client in zip(cameras, publishers, strict=True)
+        ]
         await viewer.wait_for(lambda c: len(c.index_sources) == 4, T, "both cameras")
         group_of = {s.stream_id: s.group_id for s in viewer.index_sources}
         first, second = group_of[his[0]], group_of[his[1]]
