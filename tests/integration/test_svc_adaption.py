@@ -59,7 +59,10 @@ class _Decoded:
         self._picture: list[RtpPacket] = []
         self.sizes: list[tuple[int, int]] = []
         self.spatial: list[int] = []
-        self.errors = 0
+        self.numbers: list[tuple[int, int]] = []
+        """(first, last) sequence number of each decoded picture."""
+        self.errors: list[int] = []
+        """For each picture the decoder refused, how many had decoded before it."""
 
     def update(self) -> None:
         received = self._peer.received
@@ -79,11 +82,19 @@ class _Decoded:
         try:
             frames = self._decoder.decode(av.Packet(data))
         except av.FFmpegError:
-            self.errors += 1
+            self.errors.append(len(self.sizes))
             return
         for frame in frames:
             self.sizes.append((frame.width, frame.height))
             self.spatial.append(max(d.spatial_id for d in descriptors))
+            self.numbers.append((picture[0].sequence_number, picture[-1].sequence_number))
+
+    def clean(self, start: int) -> None:
+        """Assert that the pictures from ``start`` on decoded without error and follow one
+        another without a sequence number gap (dropped layers leave none)."""
+        assert not [e for e in self.errors if e > start], (start, self.errors)
+        numbers = self.numbers[start:]
+        assert all((b[0] - a[1]) & 0xFFFF == 1 for a, b in itertools.pairwise(numbers)), numbers
 
     def showing(self, size: tuple[int, int], count: int) -> Callable[[], bool]:
         """Whether the last ``count`` pictures decoded at ``size``."""
@@ -144,13 +155,14 @@ async def test_the_server_drops_svc_spatial_layers_by_the_subscriber_estimate(
         await _report_until(peer, TIGHT, decoded.showing(LOW, 20), "down to 320x180")
         low_from = len(decoded.sizes) - 20
         assert set(decoded.spatial[low_from:]) == {0}
+        # Checked from the low pictures on: when the REMB falls, the subscriber's pacer (at
+        # 2.5 x the estimate) may drop packets of the whole-stream pictures already on
+        # their way (seen under load: 4 gaps, 12 pictures undecodable until the camera's
+        # next key frame; this subscriber sends neither NACK nor PLI).
+        decoded.clean(low_from)
         # Roomy again: up to the top layer, at one of the camera's key frames.
         await _report_until(peer, ROOMY, decoded.showing(TOP, 10), "up to 1280x720")
-        assert decoded.errors == 0
-        # Dropped layers leave no sequence number gaps (loopback loses nothing).
-        numbers = [RtpPacket.parse(p).sequence_number for p in peer.received]
-        steps = {(b - a) & 0xFFFF for a, b in itertools.pairwise(numbers)}
-        assert steps == {1}, steps
+        decoded.clean(low_from)
         assert camera.loops >= 1
     finally:
         camera.close()
