@@ -41,7 +41,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from mediaserver.audio.egress import AudioSender, send_mix
 from mediaserver.audio.mixer import MixMinusMixer
@@ -55,6 +55,7 @@ from mediaserver.errors import (
 )
 from mediaserver.gateway.room import Member
 from mediaserver.keyframes import starts_keyframe
+from mediaserver.rtp.dump import UplinkDump
 from mediaserver.rtp.extensions import TRANSPORT_CC_URI
 from mediaserver.rtp.packet import (
     peek_extension,
@@ -73,6 +74,7 @@ from mediaserver.sfu import rtx
 from mediaserver.sfu.controller import DownlinkController, LinePreference
 from mediaserver.sfu.nack import NackGenerator
 from mediaserver.sfu.pacer import Pacer, pacing_rate
+from mediaserver.sfu.svc_rates import SvcLayerRates, layer_code, layer_of_code
 from mediaserver.sfu.twcc import stamp
 from mediaserver.sfu.twcc_feedback import TransportFeedbackGenerator
 from mediaserver.sfu.uplink_cap import UplinkCap, cap_for_resolution
@@ -200,6 +202,7 @@ class _Downlink:
         "ssrc_streams",
         "stream_bytes",
         "stream_ssrcs",
+        "svc_rates",
         "uplink_feedback",
         "uplink_feedback_at",
         "uplink_media_ssrc",
@@ -253,6 +256,8 @@ class _Downlink:
         self.stream_ssrcs: dict[int, int] = {}
         self.nacks: dict[int, NackGenerator] = {}
         self.stream_bytes: dict[int, int] = {}
+        self.svc_rates: dict[int, SvcLayerRates] = {}
+        """VP9/AV1 stream id → bits/s per SVC layer (mediaserver.sfu.svc_rates)."""
         """Bytes received per published stream, for BITRATES (§4.4)."""
         self.bitrate_sample: tuple[float, dict[int, int]] | None = None
         """Loss detection per uplink video SSRC, for NACKs to the publisher."""
@@ -331,6 +336,9 @@ class MediaServer:
         self.ticks = 0
         self.late_ticks = 0
         self.malformed_rtp = 0
+        dump = UplinkDump.from_environment()
+        if dump is not None:  # Debugging only (mediaserver.rtp.dump); no cost when unset.
+            self._forward_video = dump.wrap(self._forward_video)  # type: ignore[method-assign]
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -496,9 +504,20 @@ class MediaServer:
                 return
         # What is forwardable (BITRATES, layer costs): after the cap.
         publisher.stream_bytes[stream_id] = publisher.stream_bytes.get(stream_id, 0) + len(packet)
+        view: PacketView | None = None
+        codec = publisher.camera_codec
+        if codec is _VP9 or codec is _AV1:
+            # What each SVC layer costs (the allocator's options); the view is the one the
+            # m-lines dropping layers read anyway.
+            view = self._view(publisher, packet, ssrc)
+            if view is not None:
+                rates = publisher.svc_rates.get(stream_id)
+                if rates is None:
+                    rates = publisher.svc_rates[stream_id] = SvcLayerRates()
+                rates.add(packet, view.spatial_id, view.temporal_id)
         outs = self.video.outs(stream_id)
         if outs:
-            self._fan_out(publisher, packet, ssrc, stream_id, outs, keyframe, now)
+            self._fan_out(publisher, packet, ssrc, stream_id, outs, keyframe, now, view)
 
     def _fan_out(
         self,
@@ -509,6 +528,7 @@ class MediaServer:
         outs: tuple[OutStream, ...],
         keyframe: bool | None,
         now: float,
+        view: PacketView | None = None,
     ) -> None:
         """One copy of ``packet`` per subscribed m-line: renumbered, paced, protected, sent.
 
@@ -522,7 +542,6 @@ class MediaServer:
         prepared = prepare(packet)
         layered = publisher.camera_codec in _LAYERED_CODECS
         size = len(packet)
-        view: PacketView | None = None
         sendto = self.transport.sendto
         forwarded = 0
         for out in outs:
@@ -653,7 +672,8 @@ class MediaServer:
         layers = out.layers
         if layers is None:
             assert publisher.camera_codec is not None
-            layers = self.video.engage_layers(out, publisher.camera_codec.payload_format, now)
+            fmt = publisher.camera_codec.payload_format
+            layers = self.video.engage_layers(out, fmt, now, view)
         decided = out.decide_layers(view, stream_id, now)
         if layers.keyframe_wanted:
             self.video.keyframe(stream_id, now)
@@ -1078,19 +1098,39 @@ class MediaServer:
         for downlink in self._downlinks.values():
             if downlink.rid_streams:
                 _measure_layers(downlink, now)
+            for svc in downlink.svc_rates.values():
+                svc.sample(now)
         for downlink in list(self._downlinks.values()):
             bwe = downlink.bwe
             if bwe is not None and bwe.adaptive and bwe.lines:
                 self._adapt_subscriber(downlink, bwe, now)
 
     def _adapt_subscriber(self, downlink: _Downlink, bwe: DownlinkController, now: float) -> None:
+        """Choose every m-line's layer from the estimate (§4.5): a simulcast stream of the
+        subscribed source, or, for a source sending one SVC stream, its ``(spatial,
+        temporal)`` layer target (the options named by
+        :func:`~mediaserver.sfu.svc_rates.layer_code`, cumulative rates, lowest first)."""
         outs = self.video.lines_of(downlink)
         layers: dict[str, list[tuple[int, int]]] = {}
         current: dict[str, int] = {}
+        forwarded: dict[str, int] = {}
+        # mid → (the SVC stream, its top layer) for the m-lines choosing SVC layers.
+        svc: dict[str, tuple[int, tuple[int, int]]] = {}
         for mid, line in bwe.lines.items():
             out = outs.get(mid)
             publisher = self.video.publishers.get(line.stream_id)
             if out is None or not isinstance(publisher, _Downlink):
+                continue
+            on = out.pending_stream_id or out.stream_id
+            svc_options = _svc_options(publisher)
+            if svc_options:
+                stream_id, options = svc_options
+                top = layer_of_code(options[-1][0])
+                layers[mid] = options
+                target = out.layer_target or top
+                current[mid] = layer_code(*target) if on == stream_id else 0
+                forwarded[mid] = on
+                svc[mid] = (stream_id, top)
                 continue
             rates = publisher.layer_rates
             options = [
@@ -1100,7 +1140,7 @@ class MediaServer:
             ]
             if options:
                 layers[mid] = options
-                current[mid] = out.pending_stream_id or out.stream_id
+                current[mid] = forwarded[mid] = on
         paused: list[int] = []
         resumed: list[int] = []
         chosen = bwe.choose(layers, current, now)
@@ -1119,6 +1159,8 @@ class MediaServer:
         publishers = self.video.publishers
         for mid, stream_id in chosen.items():
             line = bwe.lines[mid]
+            if mid in svc and stream_id:
+                stream_id = self._target_svc_layer(downlink, mid, stream_id, svc[mid], outs)
             if line.server_paused and publishers.get(line.paused_stream_id) is not publishers.get(
                 line.stream_id
             ):
@@ -1133,13 +1175,32 @@ class MediaServer:
             elif stream_id and line.server_paused:
                 line.server_paused = False
                 resumed.append(line.paused_stream_id)
-            if stream_id != current[mid]:
+            if stream_id != forwarded[mid]:
                 self.video.select(downlink, mid, stream_id, now)
         if self.on_video_paused is not None:
             if resumed:
                 self.on_video_paused(downlink.member, resumed, False)
             if paused:
                 self.on_video_paused(downlink.member, paused, True)
+
+    def _target_svc_layer(
+        self,
+        downlink: _Downlink,
+        mid: str,
+        code: int,
+        source: tuple[int, tuple[int, int]],
+        outs: dict[str, OutStream],
+    ) -> int:
+        """Aim ``mid`` at the SVC layer :func:`~mediaserver.sfu.svc_rates.layer_code`
+        ``code`` names; return the SVC stream. An m-line that forwards the whole stream
+        keeps doing so (no layer dropping engaged) while its choice is the top layer."""
+        stream_id, top = source
+        layer = layer_of_code(code)
+        out = outs[mid]
+        if out.layer_target != layer and (out.layer_target is not None or layer != top):
+            logger.debug("%s: mid %s SVC layer %s", downlink.peer.key, mid, layer)
+            self.video.set_layer_target(downlink, mid, *layer)
+        return stream_id
 
     def _send_probes(self, now: float) -> None:
         """Probe for the subscribers that asked (see :mod:`mediaserver.sfu.controller`):
@@ -1300,6 +1361,7 @@ class MediaServer:
             downlink.rid_streams = streams
             downlink.ssrc_streams.clear()
             downlink.stream_ssrcs.clear()
+            downlink.svc_rates.clear()
         self.video.publish(downlink, list(streams.values()), now)
 
     def select(
@@ -1481,6 +1543,20 @@ def _measure_layers(publisher: _Downlink, now: float) -> None:
             rates[stream_id] = _RATE_SMOOTHING * old + (1 - _RATE_SMOOTHING) * rate
 
 
+def _svc_options(publisher: _Downlink) -> tuple[int, list[tuple[int, int]]] | None:
+    """A publisher sending one SVC stream: that stream and its layers as choices for
+    :meth:`~mediaserver.sfu.controller.DownlinkController.choose` (``(layer code,
+    cumulative bits/s)``, lowest first); None for simulcast or single-layer streams."""
+    if len(publisher.rid_streams) != 1 or not publisher.svc_rates:
+        return None
+    (stream_id,) = publisher.rid_streams.values()
+    rates = publisher.svc_rates.get(stream_id)
+    options = rates.options() if rates is not None else []
+    if not options:
+        return None
+    return stream_id, [(layer_code(s, t), bitrate) for s, t, bitrate in options]
+
+
 def _heard_streams(publisher: _Downlink, now: float) -> set[int]:
     """The publisher's streams whose bytes moved within :data:`LAYER_SILENCE` seconds."""
     heard = publisher.layer_heard_at
@@ -1491,6 +1567,9 @@ def _heard_streams(publisher: _Downlink, now: float) -> set[int]:
     }
 
 
+_VP9: Final = VideoCodec.VP9_PROFILE_0
+_AV1: Final = VideoCodec.AV1_MAIN
+"""The SVC formats, as globals: an identity test per packet (an enum attribute costs ~0.1 µs)."""
 _LAYERED_CODECS = frozenset({VideoCodec.VP8, VideoCodec.VP9_PROFILE_0, VideoCodec.AV1_MAIN})
 """Formats whose layers an m-line can drop (mediaserver.video_layers)."""
 

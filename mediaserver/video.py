@@ -348,15 +348,29 @@ class VideoRouter:
         if out.layers is not None:
             out.layers.set_target(spatial, temporal)
 
-    def engage_layers(self, out: OutStream, payload_format: str, now: float) -> LayerControl:
+    def engage_layers(
+        self, out: OutStream, payload_format: str, now: float, view: PacketView | None = None
+    ) -> LayerControl:
         """Start dropping layers on ``out`` (its target is set), numbering on from where it
-        is; SVC formats wait for a key frame, which is requested."""
+        is. When ``out`` has been forwarding every layer of the stream ``view`` (the packet
+        at hand) belongs to, the numbering goes on exactly as before and layers go down at
+        the next picture; otherwise SVC formats wait for a key frame, which is requested."""
         assert out.layer_target is not None
-        layers = out.layers = LayerControl(
-            payload_format, out.last_seq + 1, out.last_ts + _FRAME_TICKS
-        )
+        whole = view is not None and bool(out.stream_id) and out.source_ssrc == view.ssrc
+        if whole:
+            assert view is not None
+            layers = out.layers = LayerControl(
+                payload_format,
+                view.sequence_number + out.seq_offset,
+                view.timestamp + out.ts_offset,
+            )
+            layers.adopt(out.stream_id, view.ssrc)
+        else:
+            layers = out.layers = LayerControl(
+                payload_format, out.last_seq + 1, out.last_ts + _FRAME_TICKS
+            )
         layers.set_target(*out.layer_target)
-        if payload_format != "vp8" and out.stream_id:
+        if not whole and payload_format != "vp8" and out.stream_id:
             self.keyframe(out.stream_id, now, force=True)
         return layers
 

@@ -106,6 +106,14 @@ class LayerControl:
         """Aim at layer ``(spatial, temporal)``; it takes effect where the decoder can follow."""
         self.selector.set_target(spatial, temporal)
 
+    def adopt(self, stream_id: int, ssrc: int) -> None:
+        """The m-line forwarded every layer of ``stream_id`` (SSRC ``ssrc``) until now and
+        this control continues its numbering: no key frame is needed to drop layers."""
+        selector = self.selector
+        if isinstance(selector, Vp9SvcSelector):
+            selector.adopt(stream_id)
+        self._source = ssrc
+
     def decide(self, view: PacketView, stream_id: int, now: float) -> tuple[int, int, bool] | None:
         """``(sequence number, timestamp, marker)`` to send ``view`` with, or None to drop.
 

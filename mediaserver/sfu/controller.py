@@ -234,7 +234,9 @@ class DownlinkController:
                 chime-signaling-protocol.md §4.2). The order ranks the layers, not the
                 measured rates: two layers of a still picture can measure alike, and a
                 ranking by rate would flip between them at every call. M-lines absent here
-                are left alone.
+                are left alone. For a source sending one SVC stream the ids are its
+                ``(spatial, temporal)`` layers (:func:`~mediaserver.sfu.svc_rates.layer_code`)
+                with cumulative rates, in the same lowest-first order.
             current: mid → the stream forwarded now (0: none or paused).
             now: the current time.
 

@@ -311,6 +311,13 @@ class Vp9SvcSelector:
     def reset(self) -> None:
         self._stream = -1
 
+    def adopt(self, source_stream_id: int) -> None:
+        """The m-line already forwards every layer of ``source_stream_id``: go on from
+        there without waiting for a key frame (layers go down at the next picture; up to
+        spatial layers beyond the target only at a key frame, as always)."""
+        self._stream = source_stream_id
+        self._current_sid = self._current_tid = MAX_LAYER
+
     def keyframe_stream(self, source_stream_id: int) -> int:
         return source_stream_id
 

@@ -26,7 +26,10 @@ Rules of this file:
 * :meth:`PictureIds.skip` is for pictures a layer selector drops (VP8 temporal layers,
   VP9 temporal layers): the pictures after one move down by one, so the picture ids the
   subscriber sees stay contiguous (RFC 7741 section 4.2: a gap in picture ids says a
-  picture was lost).
+  picture was lost). Not in VP9's flexible mode (F=1, what libwebrtc sends for SVC): there
+  a picture names its references as picture-id differences (P_DIFF, RFC 9628 section 4.2),
+  which renumbering would point at the wrong pictures (the receiver then waits for
+  pictures that never come); the gaps of dropped pictures stay.
 * A packet whose descriptor cannot be read is passed through unchanged: the payload was
   authenticated (SRTP), its decoder will judge it.
 """
@@ -178,6 +181,8 @@ class PictureIds:
             if self._last_payload is None:
                 return  # Nothing sent yet: the first picture sent sets the numbering.
             self._activate()
+        if self._format == "vp9" and payload and payload[0] & 0x10:
+            return  # Flexible mode: P_DIFFs count in the publisher's picture ids.
         fields = picture_fields(self._format, payload)
         if fields is None:
             return

@@ -8,6 +8,8 @@ Rules of this file:
   plus 0.3-1 µs of codec parsing).
 * A view is never mutated after it is built, and never kept: forwarders copy what they
   need. It holds a reference to the datagram bytes, not a copy.
+* Padding-only packets of SVC formats are reported as layer (7, 7), above every layer
+  target but "all" (see :func:`_padding_view`).
 * Codec facts that a layer selector needs are normalized here, so selectors do not know
   payload formats: ``keyframe`` (first packet of a decodable-alone frame),
   ``start_of_frame``/``end_of_frame`` (of the layer frame), ``spatial_id``,
@@ -149,6 +151,8 @@ class PacketViewParser:
     def _parse_vp9(data: bytes) -> PacketView:
         pt, marker, seq, ts, ssrc = peek_header(data)
         offset = peek_payload_offset(data)
+        if data[0] & 0x20 and len(data) - data[-1] <= offset:
+            return _padding_view(data, pt, marker, seq, ts, ssrc)
         keyframe, begin, end, sid, tid, switch = vp9_peek_layer(memoryview(data)[offset:])
         return PacketView(data, pt, marker, seq, ts, ssrc, keyframe, begin, end, sid, tid, switch)
 
@@ -161,6 +165,8 @@ class PacketViewParser:
 
     def _parse_av1(self, data: bytes) -> PacketView:
         pt, marker, seq, ts, ssrc = peek_header(data)
+        if data[0] & 0x20 and len(data) - data[-1] <= peek_payload_offset(data):
+            return _padding_view(data, pt, marker, seq, ts, ssrc)
         found = peek_extension_offset(data, self._dd_id)
         if found is None:
             # No descriptor: treat the packet as a single-layer packet.
@@ -170,3 +176,16 @@ class PacketViewParser:
             memoryview(data)[start : start + size]
         )
         return PacketView(data, pt, marker, seq, ts, ssrc, keyframe, begin, end, sid, tid, keyframe)
+
+
+_NO_LAYER = 7
+"""The layer id of a padding-only packet: above every layer target but "all" (MAX_LAYER)."""
+
+
+def _padding_view(data: bytes, pt: int, marker: bool, seq: int, ts: int, ssrc: int) -> PacketView:
+    """A padding-only packet of a layered stream (RFC 3550 §5.1: P set, nothing but
+    padding; libwebrtc probes its uplink with them on the media SSRC). It belongs to no
+    layer and starts no frame; reported as the highest layer id, so an m-line that drops
+    layers leaves it out (closing its sequence number gap) instead of spending the
+    subscriber's downlink on the publisher's probes."""
+    return PacketView(data, pt, marker, seq, ts, ssrc, False, False, False, _NO_LAYER, _NO_LAYER)

@@ -6,7 +6,7 @@ import pytest
 
 from mediaserver.errors import InvalidArgument, MalformedPacket
 from mediaserver.rtp.packet import RtpPacket
-from mediaserver.sfu.view import PacketViewParser
+from mediaserver.sfu.view import PacketViewParser, PayloadFormat
 from tests.helpers.vectors import load
 
 
@@ -41,3 +41,16 @@ def test_av1_reads_the_dependency_descriptor() -> None:
 def test_bad_payloads_raise_malformed_packet() -> None:
     with pytest.raises(MalformedPacket):
         PacketViewParser("vp8").parse(rtp(load("rtp/vp8_invalid_truncated_picture_id.bin")))
+
+
+@pytest.mark.parametrize("fmt", ["vp9", "av1"])
+def test_padding_only_packets_of_svc_formats_are_in_no_layer(fmt: PayloadFormat) -> None:
+    # RFC 3550 §5.1: P set, 255 bytes of padding after a one-byte-extension header.
+    packet = bytes([0xB0, 98, 0, 5, 0, 0, 0, 9, 0, 0, 0, 1, 0xBE, 0xDE, 0, 1, 0x40, 0x31, 0, 0])
+    packet += bytes(254) + bytes([255])
+    view = PacketViewParser(fmt, dependency_descriptor_id=12).parse(packet)
+    assert (view.spatial_id, view.temporal_id) == (7, 7)
+    assert not view.start_of_frame and not view.keyframe
+    # One payload byte more: a media packet again.
+    media = packet[:20] + b"\x8c" + packet[20:]
+    assert PacketViewParser("vp9").parse(media).spatial_id == 0
